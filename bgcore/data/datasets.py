@@ -1,0 +1,138 @@
+"""Imported datasets under ``cache/datasets/``, beside the embedded cohort.
+
+Layout of one dataset: ``cache/datasets/<name>/data.parquet`` (canonical frame),
+``patients.parquet`` and ``manifest.json`` (source files with sha256 and size, row
+counts, the import report). The folder is written under a temporary name and renamed,
+so a failed import leaves every earlier dataset as it was.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from ..paths import atomic_folder, cache_root, recover_folders
+from .cohort import COHORT_NAME, load_cohort
+from .dataset import Dataset
+from .ingest import ImportReport, finalise, id_from_name
+from .loaders import read_path
+from .schema import DataError, validate_id
+
+MANIFEST = "manifest.json"
+MANIFEST_VERSION = 1
+
+
+def datasets_root() -> Path:
+    root = cache_root() / "datasets"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_path(path, name: str | None = None, format: str = "auto", patient_id: str | None = None,
+                replace: bool = False) -> tuple[Dataset, ImportReport]:
+    """Read a file or folder, validate it and store it as dataset `name`.
+
+    Raises
+    ------
+    DataError
+        Bad input (nothing is stored), an invalid or reserved name, or an existing
+        dataset of that name without `replace`.
+    """
+    path = Path(path)
+    name = validate_id(name or id_from_name(path.name), "dataset name")
+    if name == COHORT_NAME:
+        raise DataError("the name is reserved for the embedded cohort", column="name", found=name,
+                        expected="another dataset name")
+    final = datasets_root() / name
+    if final.exists() and not replace:
+        raise DataError(f"dataset {name!r} already exists", column="name", expected="a new name, or --replace")
+    raws = read_path(path, format=format, patient_id=patient_id)
+    frame, patients, report = finalise(raws)
+    dataset = Dataset(name=name, frame=frame, patients=patients)
+    sources = [Path(r.file) for r in raws]
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "name": name,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "source": str(path.resolve()),
+        "files": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sources],
+        "rows": len(frame),
+        "patients": len(patients),
+        "report": dataclasses.asdict(report),
+    }
+    with atomic_folder(final, replace=replace) as tmp:
+        frame.to_parquet(tmp / "data.parquet", index=False)
+        patients.to_parquet(tmp / "patients.parquet", index=False)
+        for stored in ("data.parquet", "patients.parquet"):
+            manifest[f"{stored}.sha256"] = _sha256(tmp / stored)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))  # written last: marks the folder complete
+    dataset.info = manifest
+    return dataset, report
+
+
+def list_datasets() -> list[dict]:
+    """The embedded cohort and every complete stored dataset, as plain dicts."""
+    root = datasets_root()
+    recover_folders(root)
+    out = [{"name": COHORT_NAME, "source": "embedded virtual cohort (UVA/Padova)", "patients": 30,
+            "rows": None, "created": None}]
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        manifest = _read_manifest(folder)
+        if manifest is None:
+            continue
+        out.append({"name": manifest["name"], "source": manifest["source"], "patients": manifest["patients"],
+                    "rows": manifest["rows"], "created": manifest["created"],
+                    "format": manifest["report"]["format"]})
+    return out
+
+
+def _read_manifest(folder: Path) -> dict | None:
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def load_dataset(name: str = COHORT_NAME, verify: bool = False) -> Dataset:
+    """Load a dataset by name (``"virtual"`` is the embedded cohort).
+
+    Parameters
+    ----------
+    verify : bool
+        Also check the stored files against the sha256 in the manifest.
+    """
+    if name == COHORT_NAME:
+        return load_cohort()
+    validate_id(name, "dataset name")
+    folder = datasets_root() / name
+    recover_folders(datasets_root())
+    manifest = _read_manifest(folder)
+    if manifest is None:
+        known = ", ".join(d["name"] for d in list_datasets())
+        raise DataError(f"no dataset {name!r}", expected=f"one of: {known}")
+    if manifest.get("manifest_version", 0) > MANIFEST_VERSION:
+        raise DataError(f"dataset {name!r} was written by a newer bgcore", expected=f"manifest version <= "
+                        f"{MANIFEST_VERSION}", found=manifest.get("manifest_version"))
+    if verify:
+        for stored in ("data.parquet", "patients.parquet"):
+            if _sha256(folder / stored) != manifest[f"{stored}.sha256"]:
+                raise DataError("stored file does not match its manifest hash", file=folder / stored)
+    frame = pd.read_parquet(folder / "data.parquet")
+    if len(frame) != manifest["rows"]:
+        raise DataError("stored data has the wrong number of rows", file=folder / "data.parquet",
+                        expected=str(manifest["rows"]), found=len(frame))
+    patients = pd.read_parquet(folder / "patients.parquet")
+    return Dataset(name=name, frame=frame, patients=patients, info=manifest)

@@ -1,0 +1,43 @@
+"""Plotly figures of canonical data (no Streamlit here; pages only render them)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .data.schema import convert_glucose
+
+TARGET_RANGE_MGDL = (70.0, 180.0)
+
+
+def cgm_figure(patient: pd.DataFrame, units: str = "mmol/L", title: str | None = None) -> go.Figure:
+    """CGM (and true glucose when simulated) above carbs and insulin, for one patient's rows.
+
+    Parameters
+    ----------
+    patient : DataFrame
+        Canonical rows of one patient (any time window).
+    units : {"mmol/L", "mg/dL"}
+        Glucose units to show.
+    """
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.04,
+                        specs=[[{}], [{"secondary_y": True}]])
+    low, high = (float(convert_glucose(v, units)) for v in TARGET_RANGE_MGDL)
+    fig.add_hrect(y0=low, y1=high, fillcolor="green", opacity=0.08, line_width=0, row=1, col=1)
+    fig.add_trace(go.Scatter(x=patient["time"], y=convert_glucose(patient["cgm"], units), name="CGM",
+                             mode="lines", line={"color": "#1f77b4", "width": 1.6}, connectgaps=False), row=1, col=1)
+    if "bg" in patient and patient["bg"].notna().any():
+        fig.add_trace(go.Scatter(x=patient["time"], y=convert_glucose(patient["bg"], units), name="true glucose",
+                                 mode="lines", line={"color": "#7f7f7f", "width": 1, "dash": "dot"}), row=1, col=1)
+    carbs = patient[patient["carbs"] > 0]
+    fig.add_trace(go.Bar(x=carbs["time"], y=carbs["carbs"], name="carbs (g)", marker_color="#ff7f0e",
+                         width=15 * 60 * 1000), row=2, col=1)
+    fig.add_trace(go.Scatter(x=patient["time"], y=patient["insulin"], name="insulin (U / 5 min)", mode="lines",
+                             line={"color": "#9467bd", "width": 1}), row=2, col=1, secondary_y=True)
+    fig.update_yaxes(title_text=f"glucose ({units})", row=1, col=1)
+    fig.update_yaxes(title_text="carbs (g)", row=2, col=1)
+    fig.update_yaxes(title_text="insulin (U)", row=2, col=1, secondary_y=True)
+    fig.update_layout(title=title, height=520, margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 30},
+                      legend={"orientation": "h", "y": 1.02, "x": 0}, hovermode="x unified")
+    return fig

@@ -1,0 +1,43 @@
+"""Cohort page: who is in the dataset, and one patient's CGM record."""
+
+import pandas as pd
+import streamlit as st
+
+from bgcore.data.datasets import load_dataset
+from bgcore.data.summary import cohort_summary
+from bgcore.plots import cgm_figure
+
+
+@st.cache_data(show_spinner="Loading dataset ...", max_entries=4)
+def _load(name: str):
+    return load_dataset(name)
+
+
+name = st.session_state.get("dataset", "virtual")
+units = st.session_state.get("units", "mmol/L")
+dataset = _load(name)
+
+st.title("Cohort")
+summary = cohort_summary(dataset, units=units)
+st.caption(f"Dataset **{name}**: {len(summary)} patients, {summary['days'].sum():.0f} patient-days "
+           f"of 5-minute CGM. Time in range is 70-180 mg/dL (3.9-10.0 mmol/L).")
+st.dataframe(
+    summary.drop(columns=["start", "end"]),
+    hide_index=True, use_container_width=True,
+    column_config={
+        "patient_id": "patient", "age_group": "group",
+        "days": st.column_config.NumberColumn("days", format="%.1f"),
+        "cgm_present_pct": st.column_config.NumberColumn("CGM present %", format="%.1f"),
+        "tir_pct": st.column_config.NumberColumn("time in range %", format="%.1f"),
+        "mean_glucose": st.column_config.NumberColumn(f"mean ({units})", format="%.1f"),
+    },
+)
+
+left, right = st.columns([2, 3])
+patient_id = left.selectbox("Patient", dataset.patient_ids, key="cohort_patient")
+rows = dataset.patient(patient_id)
+first, last = rows["time"].min().normalize(), rows["time"].max().normalize()
+window = right.slider("Days shown", min_value=first.date(), max_value=last.date(),
+                      value=(first.date(), min(last, first + pd.Timedelta(days=2)).date()), key="cohort_days")
+shown = dataset.patient(patient_id, start=window[0], end=pd.Timestamp(window[1]) + pd.Timedelta(days=1))
+st.plotly_chart(cgm_figure(shown, units=units, title=patient_id), use_container_width=True)
