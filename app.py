@@ -6,12 +6,10 @@ from bgcore.data.datasets import list_datasets
 
 st.set_page_config(page_title="bgexplorer", page_icon="🩸", layout="wide")
 
-datasets = list_datasets()
-names = [d["name"] for d in datasets]
+page = st.navigation([st.Page("pages/cohort.py", title="Cohort", icon="👥", default=True)])
+names = [d["name"] for d in list_datasets()]
 with st.sidebar:
     st.selectbox("Dataset", names, key="dataset", help="The embedded virtual cohort, or a dataset imported "
                  "with `python -m bgcore import`.")
     st.radio("Glucose units", ["mmol/L", "mg/dL"], key="units", horizontal=True)
-
-page = st.navigation([st.Page("pages/cohort.py", title="Cohort", icon="👥", default=True)])
 page.run()

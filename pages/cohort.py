@@ -23,7 +23,7 @@ st.caption(f"Dataset **{name}**: {len(summary)} patients, {summary['days'].sum()
            f"of 5-minute CGM. Time in range is 70-180 mg/dL (3.9-10.0 mmol/L).")
 st.dataframe(
     summary.drop(columns=["start", "end"]),
-    hide_index=True, use_container_width=True,
+    hide_index=True, width="stretch",
     column_config={
         "patient_id": "patient", "age_group": "group",
         "days": st.column_config.NumberColumn("days", format="%.1f"),
@@ -37,7 +37,11 @@ left, right = st.columns([2, 3])
 patient_id = left.selectbox("Patient", dataset.patient_ids, key="cohort_patient")
 rows = dataset.patient(patient_id)
 first, last = rows["time"].min().normalize(), rows["time"].max().normalize()
-window = right.slider("Days shown", min_value=first.date(), max_value=last.date(),
-                      value=(first.date(), min(last, first + pd.Timedelta(days=2)).date()), key="cohort_days")
+if first == last:  # a record within one day: nothing to choose
+    window = (first.date(), last.date())
+    right.caption(f"Record of {first.date()}")
+else:
+    window = right.slider("Days shown", min_value=first.date(), max_value=last.date(),
+                          value=(first.date(), min(last, first + pd.Timedelta(days=2)).date()), key="cohort_days")
 shown = dataset.patient(patient_id, start=window[0], end=pd.Timestamp(window[1]) + pd.Timedelta(days=1))
-st.plotly_chart(cgm_figure(shown, units=units, title=patient_id), use_container_width=True)
+st.plotly_chart(cgm_figure(shown, units=units, title=patient_id), width="stretch")

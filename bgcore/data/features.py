@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.signal import oaconvolve
 
 from .schema import STEP_MINUTES
 
@@ -70,9 +69,9 @@ def on_board(frame: pd.DataFrame, column: str, remaining) -> np.ndarray:
     position = np.arange(len(frame)) + codes * len(kernel)
     doses = np.zeros(position[-1] + 1 if len(frame) else 0)
     doses[position] = np.nan_to_num(frame[column].to_numpy(dtype=float))
-    result = oaconvolve(doses, kernel)[: len(doses)][position]
+    result = np.convolve(doses, kernel)[: len(doses)][position]  # direct: exact zeros before a dose
     unknown = frame[column].isna().groupby(codes).transform("all").to_numpy()
-    return np.where(unknown, np.nan, np.maximum(result, 0.0))
+    return np.where(unknown, np.nan, result)
 
 
 def time_features(time: pd.Series) -> pd.DataFrame:

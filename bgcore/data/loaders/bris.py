@@ -16,6 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 
 from ..ingest import RawData, check_file, event_frame, parse_numbers, parse_times, require_columns
 from ..schema import DataError, validate_id
@@ -48,46 +51,60 @@ def read(path: Path, patient_id: str | None = None) -> RawData:
     require_columns(header, ("p_num", "time", "bg-0:00"), file=path, row=1)
     lags = _lag_columns(header)
     usecols = ["p_num", "time"] + (["id"] if "id" in header else []) + [c for v in lags.values() for c, _ in v]
-    try:
-        raw = pd.read_csv(path, usecols=usecols, engine="pyarrow", dtype={"p_num": str, "time": str, "id": str})
-    except Exception as exc:  # pyarrow reports the offending line in its message
+    text_columns = {c: pa.string() for c in ("p_num", "time", "id")}
+    try:  # pyarrow straight to numpy: the file is wide (hundreds of lag columns)
+        table = pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(include_columns=usecols,
+                                                                         column_types=text_columns))
+    except pa.ArrowInvalid as exc:  # its message names the offending row
         raise DataError(f"unreadable CSV ({exc})", file=path, expected="BrisT1D columns") from None
-    if raw.empty:
+    if table.num_rows == 0:
         raise DataError("no data rows", file=path, expected="rows after the header")
-    rows = pd.Series(np.arange(2, len(raw) + 2))
-    for pid in pd.unique(raw["p_num"].dropna()):
-        validate_id(str(pid))
-    if raw["p_num"].isna().any():
-        bad = int(np.flatnonzero(raw["p_num"].isna().to_numpy())[0])
+    rows = pd.Series(np.arange(2, table.num_rows + 2))
+    p_num = table.column("p_num").to_pandas()
+    if p_num.isna().any():
+        bad = int(np.flatnonzero(p_num.isna().to_numpy())[0])
         raise DataError("missing participant", file=path, row=int(rows.iloc[bad]), column="p_num",
                         expected="a participant id such as p01")
-    tod = parse_times(raw["time"], rows, file=path, column="time", formats=("%H:%M:%S", "%H:%M"))
+    for pid in pd.unique(p_num):
+        validate_id(str(pid))
+    tod = parse_times(table.column("time").to_pandas(), rows, file=path, column="time", formats=("%H:%M:%S", "%H:%M"))
     if tod.isna().any():
         bad = int(np.flatnonzero(tod.isna().to_numpy())[0])
         raise DataError("missing time of day", file=path, row=int(rows.iloc[bad]), column="time", expected="HH:MM:SS")
     minute = (tod.dt.hour * 60 + tod.dt.minute).to_numpy()
 
-    order_key = (raw["id"].str.extract(r"_(\d+)$")[0].astype(float) if "id" in raw else pd.Series(np.arange(len(raw))))
-    order = np.lexsort((np.arange(len(raw)), order_key.to_numpy(), raw["p_num"].to_numpy()))
-    raw, rows, minute = raw.iloc[order].reset_index(drop=True), rows.iloc[order].reset_index(drop=True), minute[order]
-    pid = raw["p_num"].to_numpy()
+    if "id" in usecols:
+        suffix = pc.struct_field(pc.extract_regex(table.column("id"), r"_(?P<n>\d+)$"), "n")
+        order_key = pc.cast(suffix, pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        order_key = np.arange(table.num_rows, dtype=float)
+    order = np.lexsort((np.arange(table.num_rows), order_key, p_num.to_numpy()))
+    rows, minute = rows.to_numpy()[order], minute[order]
+    pid = p_num.to_numpy()[order]
     first_row = np.r_[True, pid[1:] != pid[:-1]]
     back = np.r_[False, minute[1:] < minute[:-1]] & ~first_row
     day = pd.Series(back.astype(int)).groupby(pid).cumsum().to_numpy()
-    anchor = BASE_DATE + pd.to_timedelta(day * 1440 + minute, unit="m")
-    since_prev = np.r_[np.inf, np.diff(anchor.to_numpy()).astype("timedelta64[m]").astype(float)]
+    anchor = (BASE_DATE + pd.to_timedelta(day * 1440 + minute, unit="m")).to_numpy()
+    since_prev = np.r_[np.inf, np.diff(anchor).astype("timedelta64[m]").astype(float)]
     since_prev[first_row] = np.inf
+
+    def column(name: str) -> np.ndarray:
+        values = table.column(name)
+        if pa.types.is_floating(values.type) or pa.types.is_integer(values.type) or pa.types.is_null(values.type):
+            return values.to_numpy(zero_copy_only=False).astype(float)
+        return parse_numbers(values.to_pandas(), pd.Series(np.arange(2, table.num_rows + 2)), file=path,
+                             column=name).to_numpy()
 
     def melt(signal: str) -> pd.DataFrame:
         cols = sorted(lags[signal], key=lambda c: c[1])
         if not cols:
             return event_frame(pid[:0], [], [], [], "value")
         offsets = np.array([o for _, o in cols])
-        values = np.column_stack([parse_numbers(raw[c], rows, file=path, column=c).to_numpy() for c, _ in cols])
+        values = np.column_stack([column(c) for c, _ in cols])[order]
         new = offsets[None, :] < np.minimum(since_prev, WINDOW_MIN)[:, None]  # not covered by the previous row
         r, c = np.nonzero(new & ~np.isnan(values))
-        times = anchor.to_numpy()[r] - offsets[c].astype("timedelta64[m]")
-        events = event_frame(pid[r], times, values[r, c], rows.to_numpy()[r], "value")
+        times = anchor[r] - offsets[c].astype("timedelta64[m]")
+        events = event_frame(pid[r], times, values[r, c], rows[r], "value")
         return events.drop_duplicates(["patient_id", "time"])
 
     glucose = melt("bg")

@@ -1,0 +1,58 @@
+"""The dashboard through Streamlit's AppTest: it renders on the embedded cohort and on imports.
+
+AppTest reruns only the page script after the first run of an ``st.navigation`` app, so
+states of the shared sidebar are set through session state on a fresh run; the served
+app in a real browser (tests/test_browser.py) covers interaction across reruns.
+"""
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bgcore.data.datasets import import_path
+from tests.conftest import FIXTURES
+
+APP = str(Path(__file__).resolve().parents[2] / "app.py")
+
+
+def start(**state) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in state.items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_landing_page_shows_cohort_table_and_cgm_plot():
+    at = start()
+    assert at.title[0].value == "Cohort"
+    table = at.dataframe[0].value
+    assert len(table) == 30 and "tir_pct" in table.columns
+    assert at.selectbox(key="cohort_patient").value == "adolescent#001"
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1
+    assert '"name":"CGM"' in charts[0].proto.spec.replace(" ", "")
+
+
+def test_units_switch_changes_displayed_means():
+    at = start()
+    assert at.radio(key="units").value == "mmol/L"
+    mmol = at.dataframe[0].value["mean_glucose"].iloc[0]
+    at = start(units="mg/dL")
+    assert at.radio(key="units").value == "mg/dL"
+    mgdl = at.dataframe[0].value["mean_glucose"].iloc[0]
+    assert mgdl == pytest.approx(mmol * 18.018)
+    assert 100 < mgdl < 200
+
+
+def test_choose_patient_and_imported_dataset():
+    import_path(FIXTURES / "ohio_591.xml", name="ohio")
+    at = start()
+    at.selectbox(key="cohort_patient").set_value("child#004").run()
+    assert not at.exception and "child#004" in at.get("plotly_chart")[0].proto.spec
+    at = start(dataset="ohio")
+    assert at.sidebar.selectbox(key="dataset").options == ["virtual", "ohio"]
+    assert at.dataframe[0].value["patient_id"].tolist() == ["591"]
+    assert "591" in at.get("plotly_chart")[0].proto.spec

@@ -1,0 +1,64 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from bgcore import cli
+from bgcore.data.datasets import datasets_root
+from tests.conftest import FIXTURES
+
+
+def run(capsys, *args):
+    code = cli.main(list(args))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_cohort_json(capsys):
+    code, out, _ = run(capsys, "cohort", "--json")
+    rows = json.loads(out)
+    assert code == 0 and len(rows) == 30
+    assert {"patient_id", "age_group", "days", "cgm_present_pct", "tir_pct"} <= set(rows[0])
+    assert all(r["days"] == 28 for r in rows)
+
+
+def test_cohort_table(capsys):
+    code, out, _ = run(capsys, "cohort")
+    assert code == 0 and "dataset virtual: 30 patients" in out and "child#010" in out
+
+
+def test_import_prints_what_was_detected(capsys):
+    code, out, _ = run(capsys, "import", str(FIXTURES / "libre_eu_mmol.csv"), "--name", "eu")
+    assert code == 0
+    assert "format: libre" in out and "units: mmol/L" in out and "converted mmol/L to mg/dL" in out
+    code, out, _ = run(capsys, "datasets", "--json")
+    assert [d["name"] for d in json.loads(out)] == ["virtual", "eu"]
+    code, out, _ = run(capsys, "cohort", "--dataset", "eu", "--json")
+    assert json.loads(out)[0]["patient_id"] == "libre_eu_mmol"
+
+
+def test_bad_input_exits_2_and_stores_nothing(capsys):
+    code, out, err = run(capsys, "import", str(FIXTURES / "dexcom_bad_value.csv"))
+    assert code == 2 and "row 8" in err and "Glucose Value (mg/dL)" in err and "not a number" in err
+    assert list(datasets_root().iterdir()) == []
+
+
+def test_internal_error_exits_1_with_traceback_only_under_debug(capsys, monkeypatch):
+    monkeypatch.setattr(cli, "load_dataset", lambda name: (_ for _ in ()).throw(RuntimeError("boom")))
+    code, _, err = run(capsys, "cohort")
+    assert code == 1 and "internal error: RuntimeError: boom" in err and "Traceback" not in err
+    code, _, err = run(capsys, "--debug", "cohort")
+    assert code == 1 and "Traceback" in err
+
+
+def test_usage_error_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["import"])
+    assert exc.value.code == 2
+
+
+def test_module_entry_point():
+    result = subprocess.run([sys.executable, "-m", "bgcore", "datasets", "--json"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0 and json.loads(result.stdout)[0]["name"] == "virtual"
