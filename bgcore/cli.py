@@ -18,6 +18,12 @@ from .data.datasets import import_path, list_datasets, load_dataset
 from .data.loaders import FORMATS
 from .data.schema import DataError
 from .data.summary import cohort_summary
+from .evaluation.backtest import reference_backtests
+from .evaluation.leaderboard import build_leaderboard
+from .evaluation.protocol import DEFAULT_PROTOCOL, data_fingerprint
+from .evaluation.reference import REFERENCES
+from .evaluation.scoring import score_patients
+from .store import list_runs, save_run
 
 
 def _print_json(value) -> None:
@@ -58,6 +64,62 @@ def _cmd_datasets(args) -> int:
     return 0
 
 
+def _cmd_baseline(args) -> int:
+    dataset = load_dataset(args.dataset)
+    protocol = DEFAULT_PROTOCOL
+    fingerprint = data_fingerprint(dataset.frame)
+    stored = {r["model"]: r for r in list_runs(dataset.name) if r["family"] == "reference"
+              and r["data_fingerprint"] == fingerprint and r["protocol_key"] == protocol.key()}
+    results = []
+    todo = [name for name in REFERENCES if args.force or name not in stored]
+    for name, (forecasts, card) in (reference_backtests(dataset, protocol).items() if todo else []):
+        if name not in todo:
+            continue
+        record = save_run(forecasts, card, model=name, family="reference", goal="reference",
+                          protocol_key=protocol.key())
+        scores = score_patients(forecasts)
+        head = scores[scores["horizon"].isin(protocol.headline_min)].groupby("horizon")["rmse"].mean()
+        results.append({"model": name, "run_id": record["run_id"], "origins": card["n_origins"],
+                        **{f"rmse_{h}": float(v) for h, v in head.items()}})
+    skipped = [name for name in REFERENCES if name not in todo]
+    if args.json:
+        _print_json({"stored": results, "already_stored": skipped})
+        return 0
+    for r in results:
+        print(f"stored {r['model']} as run {r['run_id']} ({r['origins']} origins): "
+              + ", ".join(f"RMSE@{k[5:]} {v:.1f} mg/dL" for k, v in r.items() if k.startswith("rmse_")))
+    for name in skipped:
+        print(f"{name}: already stored for this data and protocol (run {stored[name]['run_id']}; --force to redo)")
+    return 0
+
+
+def _cmd_leaderboard(args) -> int:
+    dataset = load_dataset(args.dataset)
+    result = build_leaderboard(dataset, horizon=args.horizon, target=args.target)
+    board = result["board"]
+    if args.json:
+        _print_json({"board": board.to_dict(orient="records"), "excluded_runs": result["excluded"],
+                     "card": result["card"]})
+        return 0
+    print(f"leaderboard: dataset {dataset.name}, horizon {args.horizon} min, against {args.target} "
+          f"(mg/dL; mean over patients [95% CI])")
+    shown = pd.DataFrame({
+        "#": board["rank"], "model": board["model"], "family": board["family"], "goal": board["goal"],
+        "patients": board["patients"],
+        "RMSE [95% CI]": [f"{r:.1f} [{lo:.1f}, {hi:.1f}]" for r, lo, hi in zip(board["rmse"], board["rmse_lo"],
+                                                                                board["rmse_hi"])],
+        "median": board["rmse_median"].round(1), "MAE": board["mae"].round(1), "MARD %": board["mard"].round(1),
+        "skill": board["skill"].round(3), "Clarke A %": board["clarke_A"].round(1),
+        "Parkes A+B %": board["parkes_AB"].round(1), "lag min": board["time_lag_min"].round(1),
+    })
+    print(shown.to_string(index=False))
+    if result["excluded"]:
+        print(f"({result['excluded']} stored run(s) left out: other data or protocol)")
+    if any(r["run_id"].startswith("unsaved-") for r in result["runs"]):
+        print("(reference rows computed now; store them with: python -m bgcore baseline)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bgcore", description="bgexplorer engine")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -77,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_import)
 
+    p = sub.add_parser("baseline", help="score and store the reference forecasters (persistence, AR2)")
+    p.add_argument("--dataset", default=COHORT_NAME)
+    p.add_argument("--force", action="store_true", help="recompute even if already stored")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_baseline)
+
+    p = sub.add_parser("leaderboard", help="the leaderboard of a dataset from stored runs")
+    p.add_argument("--dataset", default=COHORT_NAME)
+    p.add_argument("--horizon", type=int, default=30, help="minutes ahead (5..120, default 30)")
+    p.add_argument("--target", default="cgm", choices=("cgm", "bg"), help="score against CGM or true glucose")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_leaderboard)
+
     p = sub.add_parser("datasets", help="list stored datasets")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_datasets)
@@ -87,7 +162,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except DataError as exc:
+    except (DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence

@@ -62,3 +62,24 @@ def test_module_entry_point():
     result = subprocess.run([sys.executable, "-m", "bgcore", "datasets", "--json"], capture_output=True, text=True,
                             timeout=120)
     assert result.returncode == 0 and json.loads(result.stdout)[0]["name"] == "virtual"
+
+
+def test_baseline_then_leaderboard(capsys):
+    code, out, _ = run(capsys, "leaderboard", "--json")
+    board = json.loads(out)["board"]
+    assert code == 0 and [r["model"] for r in board] == ["nightscout_ar2", "persistence"]
+    code, out, _ = run(capsys, "baseline")
+    assert code == 0 and "stored persistence as run" in out and "RMSE@30" in out
+    code, out, _ = run(capsys, "baseline")
+    assert "already stored" in out
+    code, out, _ = run(capsys, "leaderboard", "--horizon", "60", "--target", "bg")
+    assert code == 0 and "horizon 60 min, against bg" in out and "computed now" not in out
+    lines = [line for line in out.splitlines() if "persistence" in line]
+    assert lines and "0.000" in lines[0]  # persistence has skill 0 by definition
+    code, out, _ = run(capsys, "leaderboard", "--json")
+    result = json.loads(out)
+    persistence = next(r for r in result["board"] if r["model"] == "persistence")
+    ar2 = next(r for r in result["board"] if r["model"] == "nightscout_ar2")
+    assert ar2["rmse"] < persistence["rmse"] and result["card"]["stride_min"] == 30
+    code, _, err = run(capsys, "leaderboard", "--horizon", "7")
+    assert code == 2 and "horizon must be one of" in err

@@ -1,0 +1,100 @@
+"""Stored runs under ``cache/runs/``: per-origin forecasts and what produced them.
+
+One folder per run: ``forecasts.parquet`` (the tidy frame of
+`bgcore.evaluation.backtest`) and ``manifest.json`` (run metadata, the protocol card and
+the file's sha256), written last inside a temporary folder that is then renamed, so a
+run is either complete or absent. Run ids are validated before they touch a path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from .data.schema import DataError, validate_id
+from .paths import atomic_folder, cache_root, recover_folders
+
+MANIFEST = "manifest.json"
+FORECASTS = "forecasts.parquet"
+RUN_FIELDS = ("run_id", "created", "dataset", "model", "family", "goal", "params", "patients", "parent_run",
+              "protocol_key", "data_fingerprint")
+
+
+def runs_root() -> Path:
+    root = cache_root() / "runs"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def new_run_id(model: str) -> str:
+    """A sortable, unique, path-safe run id: ``YYYYmmdd-HHMMSS-<model>-<6 hex>``."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", model)[:32]
+    return validate_id(f"{stamp}-{slug}-{uuid.uuid4().hex[:6]}", "run id")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, goal: str,
+             params: dict | None = None, parent_run: str | None = None, run_id: str | None = None,
+             protocol_key: str | None = None) -> dict:
+    """Store a run's forecasts with its protocol card; return the run record."""
+    run_id = validate_id(run_id or new_run_id(model), "run id")
+    record = {
+        "run_id": run_id,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dataset": card["dataset"],
+        "model": model,
+        "family": family,
+        "goal": goal,
+        "params": params or {},
+        "patients": sorted(forecasts["patient_id"].astype(str).unique().tolist()),
+        "parent_run": parent_run,
+        "protocol_key": protocol_key,
+        "data_fingerprint": card["data_fingerprint"],
+    }
+    with atomic_folder(runs_root() / run_id) as tmp:
+        forecasts.to_parquet(tmp / FORECASTS, index=False)
+        manifest = {**record, "card": card, "rows": len(forecasts), "sha256": {FORECASTS: _sha256(tmp / FORECASTS)}}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
+    return record
+
+
+def list_runs(dataset: str | None = None) -> list[dict]:
+    """Records of all complete runs (optionally of one dataset), oldest first."""
+    root = runs_root()
+    recover_folders(root)
+    out = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        try:
+            manifest = json.loads((folder / MANIFEST).read_text())
+        except (OSError, json.JSONDecodeError):
+            continue  # incomplete or foreign folder
+        if dataset is None or manifest["dataset"] == dataset:
+            out.append({k: manifest.get(k) for k in RUN_FIELDS} | {"card": manifest["card"]})
+    return out
+
+
+def load_forecasts(run_id: str, verify: bool = False) -> pd.DataFrame:
+    """The stored forecasts of a run (optionally checked against the manifest hash)."""
+    folder = runs_root() / validate_id(run_id, "run id")
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise DataError(f"no complete run {run_id!r}") from None
+    path = folder / FORECASTS
+    if verify and _sha256(path) != manifest["sha256"][FORECASTS]:
+        raise DataError("stored forecasts do not match their manifest hash", file=path)
+    frame = pd.read_parquet(path)
+    if len(frame) != manifest["rows"]:
+        raise DataError("stored forecasts have the wrong number of rows", file=path, expected=str(manifest["rows"]),
+                        found=len(frame))
+    return frame
