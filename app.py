@@ -4,9 +4,12 @@ import streamlit as st
 
 from bgcore.data.datasets import list_datasets
 
-st.set_page_config(page_title="bgexplorer", page_icon="🩸", layout="wide")
+st.set_page_config(page_title="bgexplorer", page_icon=":material/monitor_heart:", layout="wide")
 
-page = st.navigation([st.Page("pages/cohort.py", title="Cohort", icon="👥", default=True)])
+page = st.navigation([
+    st.Page("pages/cohort.py", title="Cohort", icon=":material/groups:", default=True),
+    st.Page("pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+])
 names = [d["name"] for d in list_datasets()]
 with st.sidebar:
     st.selectbox("Dataset", names, key="dataset", help="The embedded virtual cohort, or a dataset imported "

@@ -17,8 +17,8 @@ from .data.cohort import COHORT_NAME
 from .data.datasets import import_path, list_datasets, load_dataset
 from .data.loaders import FORMATS
 from .data.schema import DataError
-from .data.summary import cohort_summary
 from .evaluation.backtest import reference_backtests
+from .evaluation.glycemia import cohort_summary
 from .evaluation.leaderboard import build_leaderboard
 from .evaluation.protocol import DEFAULT_PROTOCOL, data_fingerprint
 from .evaluation.reference import REFERENCES

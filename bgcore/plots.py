@@ -41,3 +41,26 @@ def cgm_figure(patient: pd.DataFrame, units: str = "mmol/L", title: str | None =
     fig.update_layout(title=title, height=520, margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 30},
                       legend={"orientation": "h", "y": 1.02, "x": 0}, hovermode="x unified")
     return fig
+
+
+def agp_figure(profile: pd.DataFrame, units: str = "mmol/L", title: str | None = None) -> go.Figure:
+    """Ambulatory glucose profile of one patient: median, 25-75 % and 5-95 % bands by time of day.
+
+    `profile` is one patient's rows of `bgcore.evaluation.glycemia.ambulatory_profile`.
+    """
+    hours = profile["minute"] / 60
+    conv = {p: convert_glucose(profile[p], units) for p in ("p5", "p25", "p50", "p75", "p95")}
+    fig = go.Figure()
+    low, high = (float(convert_glucose(v, units)) for v in TARGET_RANGE_MGDL)
+    fig.add_hrect(y0=low, y1=high, fillcolor="green", opacity=0.08, line_width=0)
+    for lo, hi, name, alpha in (("p5", "p95", "5-95 %", 0.15), ("p25", "p75", "25-75 %", 0.35)):
+        fig.add_trace(go.Scatter(x=hours, y=conv[hi], mode="lines", line={"width": 0}, showlegend=False,
+                                 hoverinfo="skip"))
+        fig.add_trace(go.Scatter(x=hours, y=conv[lo], mode="lines", line={"width": 0}, fill="tonexty",
+                                 fillcolor=f"rgba(31,119,180,{alpha})", name=name))
+    fig.add_trace(go.Scatter(x=hours, y=conv["p50"], mode="lines", name="median", line={"color": "#1f77b4"}))
+    fig.update_xaxes(title_text="time of day (h)", range=[0, 24], dtick=3)
+    fig.update_yaxes(title_text=f"glucose ({units})")
+    fig.update_layout(title=title, height=340, margin={"l": 40, "r": 20, "t": 40 if title else 20, "b": 30},
+                      legend={"orientation": "h", "y": 1.05, "x": 0})
+    return fig

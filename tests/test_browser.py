@@ -52,7 +52,7 @@ def server(cache_dir):
         proc.kill()
 
 
-def test_served_app_renders_cohort_and_keeps_sidebar_across_reruns(server, tmp_path):
+def test_served_app_cohort_units_and_leaderboard(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
@@ -69,4 +69,10 @@ def test_served_app_renders_cohort_and_keeps_sidebar_across_reruns(server, tmp_p
         expect(page.get_by_text("Dataset", exact=True)).to_be_visible()
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(tmp_path / "cohort.png"))
+        # the leaderboard page through the navigation
+        page.get_by_role("link", name="Leaderboard").click()
+        expect(page.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=60_000)
+        expect(page.locator("th", has_text="RMSE").first).to_have_count(1, timeout=60_000)
+        expect(page.get_by_text("Dataset", exact=True)).to_be_visible()
+        assert page.locator('[data-testid="stException"]').count() == 0
         browser.close()

@@ -11,6 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data.dataset import Dataset
+from ..data.schema import STEP_MINUTES, convert_glucose
+
 AGP_PERCENTILES = (5, 25, 50, 75, 95)
 
 
@@ -52,3 +55,20 @@ def ambulatory_profile(frame: pd.DataFrame, column: str = "cgm", bin_minutes: in
     out.columns = [f"p{p}" for p in percentiles]
     out["n"] = grouped.size()
     return out.reset_index()
+
+
+def cohort_summary(dataset: Dataset, units: str = "mg/dL") -> pd.DataFrame:
+    """One row per patient: group, source, days, % CGM present, the consensus metrics, first/last time.
+
+    ``mean_glucose`` is in `units`; everything else is as in `glucose_summary`.
+    """
+    frame = dataset.frame
+    span = frame.groupby(frame["patient_id"].astype(str), sort=True)["time"].agg(["min", "max", "size"])
+    summary = glucose_summary(frame).set_index("patient_id")
+    summary["days"] = span["size"] * STEP_MINUTES / 1440
+    summary["mean_glucose"] = convert_glucose(summary["mean_mgdl"], units)
+    summary["start"], summary["end"] = span["min"], span["max"]
+    meta = dataset.patients[["patient_id", "age_group", "source"]].astype({"patient_id": str})
+    out = meta.merge(summary.reset_index(), on="patient_id", how="right")
+    return out[["patient_id", "age_group", "source", "days", "cgm_present_pct", "tir_pct", "tbr70_pct", "tbr54_pct",
+                "tar180_pct", "tar250_pct", "mean_glucose", "gmi_pct", "cv_pct", "start", "end"]]

@@ -11,12 +11,24 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
+from ..data.schema import convert_glucose
 from .protocol import DEFAULT_PROTOCOL, Protocol, data_fingerprint
 from .reference import REFERENCES
 from .scoring import score_patients
 
 N_BOOT = 1000
 GOALS = ("single", "multi", "finetune")
+GLUCOSE_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", "rmse_median", "mae", "bias")
+"""Board columns in mg/dL (differences of glucose: they convert like glucose)."""
+
+
+def in_units(board: pd.DataFrame, units: str) -> pd.DataFrame:
+    """A copy of `board` with its glucose columns in `units` (``"mg/dL"`` or ``"mmol/L"``)."""
+    out = board.copy()
+    for col in GLUCOSE_COLUMNS:
+        if col in out:
+            out[col] = convert_glucose(out[col], units)
+    return out
 
 
 def bootstrap_ci(values, n_boot: int = N_BOOT, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

@@ -102,32 +102,37 @@ def score_patients(forecasts: pd.DataFrame, target: str = "cgm") -> pd.DataFrame
 
 
 def _time_lags(p: Paths, truth, pred, last) -> np.ndarray:
-    """Per patient and horizon: the shift maximising corr(forecast, truth shifted back)."""
+    """Per patient and horizon: the shift maximising corr(forecast, truth shifted back).
+
+    Origins are sorted by patient, so per-patient sums are `numpy.add.reduceat` over
+    contiguous blocks, for all shifts of a horizon at once.
+    """
     H, P = len(p.horizons), len(p.patients)
     step = int(np.diff(p.horizons).min()) if H > 1 else int(p.horizons[0])
-    at = {0: last}
-    at.update({int(h): truth[:, j] for j, h in enumerate(p.horizons)})
-    lags = np.full(P * H, np.nan)
+    offsets = np.arange(0, int(p.horizons.max()) + 1, step)
+    truth_at = np.full((len(last), len(offsets)), np.nan)  # column k: truth at origin + k steps
+    truth_at[:, 0] = last
+    truth_at[:, (p.horizons // step).astype(int)] = truth
+    starts = np.r_[0, np.flatnonzero(np.diff(p.codes)) + 1]
+    present = p.codes[starts]
+    lags = np.full((P, H), np.nan)
     for j, h in enumerate(p.horizons):
-        f = pred[:, j]
-        best = np.full(P, -np.inf)
-        for shift in range(0, int(h) + 1, step):
-            t = at.get(int(h) - shift)
-            if t is None:
-                continue
-            ok = np.isfinite(f) & np.isfinite(t)
-            c = p.codes[ok]
-            n = np.bincount(c, minlength=P).astype(float)
-            sf, st = np.bincount(c, f[ok], P), np.bincount(c, t[ok], P)
-            sff, stt, sft = np.bincount(c, f[ok] ** 2, P), np.bincount(c, t[ok] ** 2, P), np.bincount(c, f[ok] * t[ok], P)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cov = sft / n - sf * st / n ** 2
-                var = (sff / n - (sf / n) ** 2) * (stt / n - (st / n) ** 2)
-                corr = np.where((n > 2) & (var > 0), cov / np.sqrt(np.maximum(var, 1e-300)), -np.inf)
-            better = corr > best
-            best = np.where(better, corr, best)
-            lags[np.arange(P) * H + j] = np.where(better, shift, lags[np.arange(P) * H + j])
-    return lags
+        k = int(h) // step
+        t = truth_at[:, k::-1]  # column s: truth at origin + h - s steps
+        shifts = np.arange(k + 1) * step
+        f = pred[:, j][:, None]
+        ok = np.isfinite(f) & np.isfinite(t)
+        f0, t0 = np.where(ok, f, 0.0), np.where(ok, t, 0.0)
+        n, sf, st, sff, stt, sft = (np.add.reduceat(v, starts, axis=0)
+                                    for v in (ok.astype(float), f0, t0, f0 * f0, t0 * t0, f0 * t0))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cov = sft / n - sf * st / n ** 2
+            var = (sff / n - (sf / n) ** 2) * (stt / n - (st / n) ** 2)
+            corr = np.where((n > 2) & (var > 0), cov / np.sqrt(np.maximum(var, 1e-300)), -np.inf)
+        best = np.argmax(corr, axis=1)
+        found = np.isfinite(corr[np.arange(len(starts)), best])
+        lags[present, j] = np.where(found, shifts[best], np.nan)
+    return lags.ravel()
 
 
 def score_events(forecasts: pd.DataFrame, target: str = "cgm", stride_min: int = 30,
@@ -182,8 +187,12 @@ def pit_table(forecasts: pd.DataFrame, target: str = "cgm", bins: int = 10) -> p
     if not cols:
         return pd.DataFrame()
     p = as_paths(forecasts)
+    H = len(p.horizons)
     truth, q = p[target], np.stack([p[c] for c in cols], axis=-1)
-    rows = {}
-    for j, h in enumerate(p.horizons):
-        rows[int(h)] = metrics.pit_histogram(metrics.pit_values(truth[:, j], q[:, j, :], levels), bins)
-    return pd.DataFrame.from_dict(rows, orient="index", columns=[f"bin{b}" for b in range(bins)]).rename_axis("horizon")
+    pit = metrics.pit_values(truth.ravel(), q.reshape(-1, len(cols)), levels).reshape(truth.shape)
+    ok = np.isfinite(pit)
+    which = np.minimum((pit[ok] * bins).astype(int), bins - 1)
+    horizon = np.broadcast_to(np.arange(H), pit.shape)[ok]
+    counts = np.bincount(horizon * bins + which, minlength=H * bins).reshape(H, bins)
+    return pd.DataFrame(counts, index=pd.Index(p.horizons.astype(int), name="horizon"),
+                        columns=[f"bin{b}" for b in range(bins)])

@@ -32,8 +32,9 @@ def test_landing_page_shows_cohort_table_and_cgm_plot():
     assert len(table) == 30 and "tir_pct" in table.columns
     assert at.selectbox(key="cohort_patient").value == "adolescent#001"
     charts = at.get("plotly_chart")
-    assert len(charts) == 1
+    assert len(charts) == 2
     assert '"name":"CGM"' in charts[0].proto.spec.replace(" ", "")
+    assert "Ambulatory glucose profile" in charts[1].proto.spec and '"name":"5-95 %"' in charts[1].proto.spec.replace(": ", ":")
 
 
 def test_units_switch_changes_displayed_means():
@@ -56,3 +57,20 @@ def test_choose_patient_and_imported_dataset():
     assert at.sidebar.selectbox(key="dataset").options == ["virtual", "ohio"]
     assert at.dataframe[0].value["patient_id"].tolist() == ["591"]
     assert "591" in at.get("plotly_chart")[0].proto.spec
+
+
+def test_leaderboard_page_shows_reference_rows_in_display_units():
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "leaderboard.py"), default_timeout=120)
+    at.session_state["units"] = "mg/dL"
+    at.run()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    assert board["model"].tolist() == ["nightscout_ar2", "persistence"]
+    assert 15 < board["rmse"].iloc[0] < 30  # mg/dL at 30 minutes
+    assert at.radio(key="board_target").options == ["CGM reading", "true glucose (simulated)"]
+    mgdl = board["rmse"].iloc[0]
+    at = AppTest.from_file(str(Path(APP).parent / "pages" / "leaderboard.py"), default_timeout=120)
+    at.session_state["units"] = "mmol/L"
+    at.run()
+    assert at.dataframe[0].value["rmse"].iloc[0] == pytest.approx(mgdl / 18.018)
+    assert any("baseline" in i.value for i in at.info)
