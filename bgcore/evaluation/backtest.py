@@ -48,7 +48,8 @@ def backtest(dataset: Dataset, forecaster, protocol: Protocol = DEFAULT_PROTOCOL
     Parameters
     ----------
     forecaster : object
-        ``predict(batch, steps) -> ForecastArrays`` on a `ContextBatch` (past data only).
+        ``predict_arrays(batch, steps) -> ForecastArrays`` on a `ContextBatch` (past data only),
+        such as a fitted `bgcore.models.base.Forecaster`.
     patients : list of str, optional
         Restrict to these patients.
     progress : callable, optional
@@ -67,7 +68,7 @@ def backtest(dataset: Dataset, forecaster, protocol: Protocol = DEFAULT_PROTOCOL
     points, quantiles, levels = [], [], None
     for start in range(0, len(rows), CHUNK_ORIGINS):
         chunk = rows[start:start + CHUNK_ORIGINS]
-        out = forecaster.predict(context_batch(frame, chunk, protocol.context_steps), steps)
+        out = forecaster.predict_arrays(context_batch(frame, chunk, protocol.context_steps), steps)
         points.append(np.asarray(out.point, dtype=float))
         if out.quantiles is not None:
             quantiles.append(np.asarray(out.quantiles, dtype=float))

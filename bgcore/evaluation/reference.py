@@ -47,7 +47,7 @@ class Persistence:
         self.steps_ = steps
         return self
 
-    def predict(self, batch, steps) -> ForecastArrays:
+    def predict_arrays(self, batch, steps) -> ForecastArrays:
         last = batch.cgm[:, -1]
         point = np.repeat(last[:, None], len(steps), axis=1)
         if not hasattr(self, "quantiles_"):
@@ -76,7 +76,7 @@ class NightscoutAR2:
     def fit(self, train: pd.DataFrame, steps) -> "NightscoutAR2":
         return self
 
-    def predict(self, batch, steps) -> ForecastArrays:
+    def predict_arrays(self, batch, steps) -> ForecastArrays:
         prev = np.log(batch.cgm[:, -2] / self.BG_REF)
         cur = np.log(batch.cgm[:, -1] / self.BG_REF)
         steps = np.asarray(steps)

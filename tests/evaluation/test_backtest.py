@@ -21,11 +21,11 @@ def test_persistence_quantiles_learn_the_change_from_train_only():
     frame["cgm"] = 100.0 + np.arange(len(frame)) * 0.1  # a steady rise of 0.1 mg/dL per step
     model = Persistence(levels=(0.1, 0.5, 0.9)).fit(frame, np.array([1, 6]))
     batch = context_batch(frame, np.array([100]), 12)
-    out = model.predict(batch, np.array([1, 6]))
+    out = model.predict_arrays(batch, np.array([1, 6]))
     assert out.point.tolist() == [[frame["cgm"][100]] * 2]
     np.testing.assert_allclose(out.quantiles[0, 1], frame["cgm"][100] + 0.6)
     unseen = context_batch(frame.assign(patient_id="z"), np.array([100]), 12)
-    np.testing.assert_allclose(model.predict(unseen, np.array([1, 6])).quantiles, out.quantiles)  # pooled
+    np.testing.assert_allclose(model.predict_arrays(unseen, np.array([1, 6])).quantiles, out.quantiles)  # pooled
 
 
 def test_nightscout_ar2_hand_computed():
@@ -35,13 +35,13 @@ def test_nightscout_ar2_hand_computed():
     y0, y1 = np.log(100 / 140), np.log(110 / 140)
     y2 = -0.723 * y0 + 1.716 * y1
     y3 = -0.723 * y1 + 1.716 * y2
-    out = NightscoutAR2().predict(batch, np.array([1, 2]))
+    out = NightscoutAR2().predict_arrays(batch, np.array([1, 2]))
     np.testing.assert_allclose(out.point[0], [140 * np.exp(y2), 140 * np.exp(y3)])
     flat = context_batch(frame.assign(cgm=140.0), np.array([11]), 12)
-    np.testing.assert_allclose(NightscoutAR2().predict(flat, np.arange(1, 25)).point, 140.0)
+    np.testing.assert_allclose(NightscoutAR2().predict_arrays(flat, np.arange(1, 25)).point, 140.0)
     steep = frame.copy()
     steep.loc[10, "cgm"], steep.loc[11, "cgm"] = 300.0, 390.0
-    path = NightscoutAR2().predict(context_batch(steep, np.array([11]), 12), np.arange(1, 25)).point[0]
+    path = NightscoutAR2().predict_arrays(context_batch(steep, np.array([11]), 12), np.arange(1, 25)).point[0]
     assert path.max() == 400.0 and path[0] == 400.0  # clipped to the 36-400 mg/dL range
 
 
@@ -74,7 +74,7 @@ def test_reference_backtests_share_origins_and_quantiles_are_stored():
 
 def test_wrong_shape_from_a_forecaster_is_an_error():
     class Broken:
-        def predict(self, batch, steps):
+        def predict_arrays(self, batch, steps):
             return ForecastArrays(np.zeros((len(batch), 3)))
 
     with pytest.raises(ValueError, match="shape"):

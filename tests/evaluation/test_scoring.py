@@ -16,7 +16,7 @@ class Oracle:
         self.cgm = frame.set_index(["patient_id", "time"])["cgm"]
         self.shift = shift_steps
 
-    def predict(self, batch, steps):
+    def predict_arrays(self, batch, steps):
         times = batch.origin[:, None] + (steps[None, :] - self.shift) * np.timedelta64(5, "m")
         keys = list(zip(np.repeat(batch.patient_id, len(steps)), times.ravel()))
         return ForecastArrays(self.cgm.reindex(keys).to_numpy().reshape(len(batch), len(steps)))
