@@ -120,6 +120,18 @@ def _cmd_leaderboard(args) -> int:
     return 0
 
 
+def _cmd_families(args) -> int:
+    from .models.registry import describe
+    rows = describe()
+    if args.json:
+        _print_json(rows)
+        return 0
+    table = pd.DataFrame(rows)[["name", "family", "scope", "covariates", "probabilistic", "fine_tune",
+                                "min_history_min", "available", "reason", "summary"]]
+    print(table.to_string(index=False, max_colwidth=70))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bgcore", description="bgexplorer engine")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -151,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="cgm", choices=("cgm", "bg"), help="score against CGM or true glucose")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser("families", help="list the forecaster families and their capability tags")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_families)
 
     p = sub.add_parser("datasets", help="list stored datasets")
     p.add_argument("--json", action="store_true")

@@ -83,3 +83,17 @@ def test_baseline_then_leaderboard(capsys):
     assert ar2["rmse"] < persistence["rmse"] and result["card"]["stride_min"] == 30
     code, _, err = run(capsys, "leaderboard", "--horizon", "7")
     assert code == 2 and "horizon must be one of" in err
+
+
+def test_families_lists_tags_and_availability(capsys, monkeypatch):
+    code, out, _ = run(capsys, "families", "--json")
+    rows = {r["name"]: r for r in json.loads(out)}
+    assert code == 0 and rows["lightgbm"]["family"] == "ml" and rows["lightgbm"]["covariates"] == "insulin+carbs"
+    assert rows["arima"]["scope"] == "local" and rows["naive"]["probabilistic"] and rows["lightgbm"]["fine_tune"]
+    assert all(r["available"] for r in rows.values())
+    import importlib.util
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "lightgbm" else real(name))
+    code, out, _ = run(capsys, "families")
+    line = next(x for x in out.splitlines() if x.strip().startswith("lightgbm"))
+    assert "missing packages: lightgbm" in line

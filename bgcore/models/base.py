@@ -262,7 +262,6 @@ def _restore(value):
         if "__ndarray__" in value:
             return np.asarray(value["__ndarray__"], dtype=value["dtype"])
         return {k: _restore(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return tuple(_restore(v) for v in value) if all(not isinstance(v, (list, dict)) for v in value) else [
-            _restore(v) for v in value]
+    if isinstance(value, list):  # JSON turns tuples into lists; parameters are tuples again
+        return tuple(_restore(v) for v in value)
     return value

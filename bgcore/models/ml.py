@@ -165,6 +165,8 @@ class _Sklearn(_Tabular):
         self.model_ = self._make().fit(Z, y)
 
     def _predict_change(self, Z, level=None):
+        if "n_jobs" in self.model_.get_params():
+            self.model_.set_params(n_jobs=1)  # threads would sum the trees in varying order
         return self.model_.predict(Z)
 
     def _save_state(self, folder):

@@ -46,10 +46,13 @@ class _Statistical(Forecaster):
 
 @register
 class Naive(_Statistical):
-    """Last value carried forward, with per-patient empirical quantiles of the change (from train)."""
+    """Last value carried forward, with per-patient empirical quantiles of the change (from train).
+
+    Patients not seen in training get the pooled quantiles, so it forecasts anyone (scope global).
+    """
 
     name = "naive"
-    _tags = {"probabilistic": True, "min_train_steps": 48}
+    _tags = {"probabilistic": True, "min_train_steps": 48, "scope": "global"}
 
     def _fit(self, train):
         self.model_ = Persistence().fit(train, self.steps_)

@@ -1,0 +1,162 @@
+"""One contract suite over every registered forecaster family."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bgcore.data.schema import DataError
+from bgcore.data.splits import temporal_split
+from bgcore.evaluation.protocol import context_batch, make_origins
+from bgcore.models import registry
+from bgcore.models.base import Forecaster, NotFittedError
+from tests.conftest import make_frame
+
+FAMILIES = registry.list(available_only=True)
+IDS = [cls.name for cls in FAMILIES]
+
+
+@pytest.fixture(scope="module")
+def frame():
+    return make_frame(("p1", "p2"), days=6, seed=4)
+
+
+@pytest.fixture(scope="module")
+def split(frame):
+    parts = temporal_split(frame)
+    rows = make_origins(frame)["row"].to_numpy()[::4]
+    return parts["train"], rows
+
+
+def fitted(cls, train):
+    return cls(**cls.get_test_params()).fit(train)
+
+
+def batch_of(frame, rows):
+    return context_batch(frame, rows, 288)
+
+
+def test_registry_lists_every_family_with_tags():
+    names = {cls.name for cls in registry.list()}
+    assert {"naive", "mean", "drift", "seasonal_naive", "nightscout_ar2", "arima", "auto_arima", "ets", "theta",
+            "arx", "lightgbm", "ridge", "hist_gbm", "random_forest", "extra_trees"} <= names
+    assert {c.name for c in registry.list(family="ml")} >= {"lightgbm", "ridge"}
+    assert all(c.get_tags()["family"] == "statistical" for c in registry.list(family="statistical"))
+    assert "lightgbm" in {c.name for c in registry.list(covariates="insulin")}
+    with pytest.raises(KeyError, match="unknown forecaster"):
+        registry.get("nope")
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_fit_predict_shapes_and_index(cls, frame, split):
+    train, rows = split
+    batch = batch_of(frame, rows)
+    out = fitted(cls, train).predict(batch)
+    H = 24
+    assert list(out.columns[:4]) == ["patient_id", "origin", "horizon", "pred"]
+    assert len(out) == len(rows) * H
+    assert out["horizon"].tolist()[:H] == list(range(5, 121, 5))
+    np.testing.assert_array_equal(out["origin"].to_numpy()[::H], batch.origin)
+    np.testing.assert_array_equal(out["patient_id"].to_numpy()[::H], batch.patient_id)
+    assert np.isfinite(out["pred"]).all() and out["pred"].between(0, 700).all()
+    if cls.get_tags()["probabilistic"]:
+        qcols = [c for c in out.columns if c.startswith("q")]
+        assert qcols and (out[qcols].diff(axis=1).iloc[:, 1:] >= 0).all().all()
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_no_look_ahead(cls, frame, split):
+    train, rows = split
+    model = fitted(cls, train)
+    k = len(rows) // 2
+    before = model.predict_arrays(batch_of(frame, rows[: k + 1])).point
+    changed = frame.copy()
+    changed.loc[rows[k] + 1:, ["cgm", "insulin", "carbs"]] = [400.0, 9.0, 90.0]  # the future after origin k
+    after = model.predict_arrays(batch_of(changed, rows[: k + 1])).point
+    np.testing.assert_array_equal(after, before)
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_inputs_are_not_mutated(cls, frame, split):
+    train, rows = split
+    train_copy = train.copy()
+    model = fitted(cls, train)
+    pd.testing.assert_frame_equal(train, train_copy)
+    batch = batch_of(frame, rows)
+    cgm, insulin = batch.cgm.copy(), batch.insulin.copy()
+    model.predict(batch)
+    np.testing.assert_array_equal(batch.cgm, cgm)
+    np.testing.assert_array_equal(batch.insulin, insulin)
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_predict_before_fit_and_unknown_parameters(cls, frame, split):
+    with pytest.raises(NotFittedError):
+        cls().predict(batch_of(frame, split[1]))
+    with pytest.raises(TypeError, match="unknown parameters"):
+        cls(not_a_parameter=1)
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_save_load_round_trip(cls, frame, split, cache_dir):
+    train, rows = split
+    model = fitted(cls, train)
+    batch = batch_of(frame, rows)
+    folder = model.save(cache_dir / "models" / cls.name)
+    loaded = Forecaster.load(folder)
+    assert type(loaded) is cls and loaded.get_params() == model.get_params()
+    a, b = model.predict_arrays(batch), loaded.predict_arrays(batch)
+    np.testing.assert_array_equal(a.point, b.point)
+    if a.quantiles is not None:
+        np.testing.assert_array_equal(a.quantiles, b.quantiles)
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_seeded_determinism(cls, frame, split):
+    train, rows = split
+    batch = batch_of(frame, rows)
+    np.testing.assert_array_equal(fitted(cls, train).predict_arrays(batch).point,
+                                  fitted(cls, train).predict_arrays(batch).point)
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_clear_errors_for_missing_covariates_and_short_history(cls, frame, split):
+    train, rows = split
+    no_insulin = train.assign(insulin=np.nan)
+    if "insulin" in cls.get_tags()["covariates"]:
+        with pytest.raises(DataError, match="uses insulin"):
+            cls(**cls.get_test_params()).fit(no_insulin)
+    else:
+        cls(**cls.get_test_params()).fit(no_insulin)
+    with pytest.raises(DataError, match="needs at least"):
+        cls(**cls.get_test_params()).fit(train.groupby("patient_id", observed=True).head(1).reset_index(drop=True))
+    model = fitted(cls, train)
+    with pytest.raises(DataError, match="steps of context"):
+        model.predict_arrays(context_batch(frame, rows, 1))
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_local_models_refuse_unseen_patients(cls, frame, split):
+    train, rows = split
+    model = fitted(cls, train[train["patient_id"] == "p1"].reset_index(drop=True))
+    other = batch_of(frame, rows)
+    if cls.get_tags()["scope"] == "local" and hasattr(model, "patients_"):
+        with pytest.raises(DataError, match="not fitted for"):
+            model.predict_arrays(other)
+    else:
+        assert np.isfinite(model.predict_arrays(other).point).all()
+
+
+@pytest.mark.parametrize("cls", FAMILIES, ids=IDS)
+def test_fine_tune(cls, frame, split):
+    train, rows = split
+    model = fitted(cls, train)
+    one = train[train["patient_id"] == "p2"].reset_index(drop=True)
+    if not cls.get_tags()["fine_tune"]:
+        with pytest.raises(NotImplementedError):
+            model.fine_tune(one)
+        return
+    batch = batch_of(frame, rows)
+    before = model.predict_arrays(batch).point.copy()
+    tuned = model.fine_tune(one)
+    np.testing.assert_array_equal(model.predict_arrays(batch).point, before)  # the parent is untouched
+    assert not np.array_equal(tuned.predict_arrays(batch).point, before)
