@@ -94,7 +94,8 @@ class Forecaster:
         return f"{type(self).__name__}({args})"
 
     # --- fit ----------------------------------------------------------------------
-    def fit(self, train: pd.DataFrame, horizons_min=HORIZONS_MIN, progress=None, cancel=None) -> "Forecaster":
+    def fit(self, train: pd.DataFrame, horizons_min=HORIZONS_MIN, progress=None, cancel=None,
+            validation: pd.DataFrame | None = None) -> "Forecaster":
         """Learn from `train` (a canonical frame: the train part of one or more patients).
 
         Parameters
@@ -105,6 +106,8 @@ class Forecaster:
             ``progress(fraction, message)`` during long fits.
         cancel : callable, optional
             Returns True when the caller wants the fit to stop (checked between steps).
+        validation : DataFrame, optional
+            The protocol's validation part, for families that stop early on it.
         """
         validate_frame(train)
         horizons = np.asarray(horizons_min, dtype=int)
@@ -119,7 +122,7 @@ class Forecaster:
                             column="cgm", found=dict(short.astype(int).head(3)))
         self.horizons_ = horizons
         self.steps_ = horizons // STEP_MINUTES
-        self._progress, self._cancel = progress, cancel
+        self._progress, self._cancel, self._validation = progress, cancel, validation
         self._fit(train)
         self.is_fitted_ = True
         return self
@@ -181,7 +184,7 @@ class Forecaster:
         self._check_covariates(train)
         model = self.clone()
         model.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
-        model._progress, model._cancel = progress, cancel
+        model._progress, model._cancel, model._validation = progress, cancel, None
         model._fine_tune(train)
         return model
 

@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 
 _REGISTRY: dict[str, type] = {}
-MODULES = ("bgcore.models.statistical", "bgcore.models.ml")
+MODULES = ("bgcore.models.statistical", "bgcore.models.ml", "bgcore.models.deep")
 
 
 def register(cls):

@@ -1,0 +1,85 @@
+"""Model benchmarks: fit and predict time and accuracy of every family, one patient and the cohort.
+
+    python bench/bench_models.py                       # all available families
+    python bench/bench_models.py --families lightgbm,naive --scope cohort --json
+
+For one representative patient (single-patient goal: trained on that patient's train part)
+and for the whole embedded cohort (one model for all patients for global families; one
+per patient for local ones), every family is fitted with its default parameters on the
+train parts and backtested on the protocol's test origins (`bgcore.evaluation`). Prints
+fit and predict seconds, RMSE at 30 and 60 minutes against CGM (mg/dL, mean over
+patients) and the reduction against persistence on the same origins.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bgcore.data.cohort import load_cohort  # noqa: E402
+from bgcore.data.splits import temporal_split  # noqa: E402
+from bgcore.evaluation.backtest import backtest  # noqa: E402
+from bgcore.evaluation.scoring import score_patients  # noqa: E402
+from bgcore.models import registry  # noqa: E402
+
+PATIENT = "adult#001"
+
+
+def evaluate(cls, dataset) -> dict:
+    train = temporal_split(dataset.frame)["train"]
+    model = cls()
+    t0 = time.perf_counter()
+    model.fit(train)
+    fit_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    forecasts, card = backtest(dataset, model)
+    predict_s = time.perf_counter() - t0
+    scores = score_patients(forecasts)
+    at = scores.groupby("horizon")[["rmse", "rmse_persistence"]].mean()
+    row = {"family": cls.name, "group": cls.get_tags()["family"], "fit_s": fit_s, "predict_s": predict_s,
+           "origins": card["n_origins"]}
+    for h in (30, 60):
+        row[f"rmse{h}"] = float(at.loc[h, "rmse"])
+        row[f"vs_persistence{h}_pct"] = float(100 * (1 - at.loc[h, "rmse"] / at.loc[h, "rmse_persistence"]))
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--families", default="", help="comma-separated names (default: all available)")
+    parser.add_argument("--scope", choices=("patient", "cohort", "both"), default="both")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    cohort = load_cohort()
+    chosen = [c for c in registry.list(available_only=True)
+              if not args.families or c.name in args.families.split(",")]
+    scopes = {"patient": [("one patient", cohort.subset([PATIENT]))], "cohort": [("cohort", cohort)],
+              "both": [("one patient", cohort.subset([PATIENT])), ("cohort", cohort)]}[args.scope]
+    rows = []
+    for label, dataset in scopes:
+        for cls in chosen:
+            row = {"data": label, **evaluate(cls, dataset)}
+            rows.append(row)
+            if not args.json:
+                print(f"{label:11s} {row['family']:15s} fit {row['fit_s']:7.1f} s  predict {row['predict_s']:5.2f} s  "
+                      f"RMSE@30 {row['rmse30']:5.1f} ({row['vs_persistence30_pct']:+5.1f} %)  "
+                      f"RMSE@60 {row['rmse60']:5.1f} ({row['vs_persistence60_pct']:+5.1f} %)", flush=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = pd.DataFrame(rows).round(2)
+        print(f"\nbgcore model benchmarks ({os.cpu_count()} CPUs); reduction of RMSE against persistence in %")
+        print(table.to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
