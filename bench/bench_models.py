@@ -31,6 +31,40 @@ from bgcore.evaluation.scoring import score_patients  # noqa: E402
 from bgcore.models import registry  # noqa: E402
 
 PATIENT = "adult#001"
+FINETUNE_PATIENTS = ("child#004", "adolescent#007", "adult#006")
+
+
+def rmse_at(model, dataset) -> dict:
+    scores = score_patients(backtest(dataset, model)[0])
+    at = scores.groupby("horizon")["rmse"].mean()
+    return {"rmse30": float(at.loc[30]), "rmse60": float(at.loc[60])}
+
+
+def experiments(cohort) -> list[dict]:
+    """LightGBM strategies (stacked vs one model per horizon) and goals (single, multi, fine-tune)."""
+    from bgcore.models.ml import LightGBM
+    train = temporal_split(cohort.frame)["train"]
+    rows = []
+    for strategy in ("stacked", "per_horizon"):
+        t0 = time.perf_counter()
+        model = LightGBM(strategy=strategy).fit(train)
+        rows.append({"experiment": f"lightgbm {strategy}, cohort", "fit_s": time.perf_counter() - t0,
+                     **rmse_at(model, cohort)})
+        if strategy == "stacked":
+            multi = model
+    for pid in FINETUNE_PATIENTS:
+        one = cohort.subset([pid])
+        own = temporal_split(one.frame)["train"]
+        t0 = time.perf_counter()
+        single = LightGBM().fit(own)
+        single_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tuned = multi.fine_tune(own)
+        tune_s = time.perf_counter() - t0
+        rows.append({"experiment": f"{pid}: single-patient", "fit_s": single_s, **rmse_at(single, one)})
+        rows.append({"experiment": f"{pid}: multi-patient", "fit_s": 0.0, **rmse_at(multi, one)})
+        rows.append({"experiment": f"{pid}: multi + fine-tune", "fit_s": tune_s, **rmse_at(tuned, one)})
+    return rows
 
 
 def evaluate(cls, dataset) -> dict:
@@ -57,7 +91,13 @@ def main(argv=None) -> int:
     parser.add_argument("--families", default="", help="comma-separated names (default: all available)")
     parser.add_argument("--scope", choices=("patient", "cohort", "both"), default="both")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--experiments", action="store_true",
+                        help="instead: LightGBM stacked vs per-horizon, and single vs multi vs fine-tune")
     args = parser.parse_args(argv)
+    if args.experiments:
+        rows = experiments(load_cohort())
+        print(json.dumps(rows, indent=2) if args.json else pd.DataFrame(rows).round(2).to_string(index=False))
+        return 0
     cohort = load_cohort()
     chosen = [c for c in registry.list(available_only=True)
               if not args.families or c.name in args.families.split(",")]

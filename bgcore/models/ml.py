@@ -65,7 +65,8 @@ class LightGBM(_Tabular):
 
     name = "lightgbm"
     _defaults = {**_Tabular._common, "n_estimators": 400, "learning_rate": 0.05, "num_leaves": 31,
-                 "min_child_samples": 50, "quantiles": (0.1, 0.9), "finetune_rounds": 100, "finetune_lr": 0.02}
+                 "min_child_samples": 50, "quantiles": (0.1, 0.9), "finetune_rounds": 100, "finetune_lr": 0.02,
+                 "strategy": "stacked"}
     _grid = {"num_leaves": [15, 31, 63], "learning_rate": [0.03, 0.1], "n_estimators": [200, 400]}
     _tags = {"probabilistic": True, "fine_tune": True, "requires": ("lightgbm",)}
 
@@ -88,10 +89,14 @@ class LightGBM(_Tabular):
                          keep_training_booster=True)
 
     def _fit(self, train):
+        if self.strategy not in ("stacked", "per_horizon"):
+            raise ValueError(f"strategy must be 'stacked' or 'per_horizon', got {self.strategy!r}")
+        self.quantile_levels_ = tuple(float(q) for q in self.quantiles)
+        if self.strategy == "per_horizon":
+            return self._fit_per_horizon(train)
         Z, y, _ = self._examples(train)
         self.booster_ = self._train(Z, y, self._params(), self.n_estimators)
         self._report(1 / (1 + len(self.quantiles)), "point model")
-        self.quantile_levels_ = tuple(float(q) for q in self.quantiles)
         self.quantile_models_ = {}
         for i, level in enumerate(self.quantile_levels_):
             if self._cancelled():
@@ -99,12 +104,42 @@ class LightGBM(_Tabular):
             self.quantile_models_[level] = self._train(Z, y, self._params("quantile", level), self.n_estimators // 2)
             self._report((i + 2) / (1 + len(self.quantiles)), f"quantile {level}")
 
+    def _fit_per_horizon(self, train):
+        """One booster per horizon (and per quantile level): the alternative to the stacked model."""
+        batch, targets = training_examples(train, self.steps_, CONTEXT_STEPS, stride_steps=self.stride_min // 5)
+        X, self.feature_names_ = batch_features(batch, covariates=self.use_covariates)
+        change = targets - batch.cgm[:, -1:]
+        self.boosters_, self.quantile_models_ = [], {level: [] for level in self.quantile_levels_}
+        for j in range(len(self.steps_)):
+            if self._cancelled():
+                raise InterruptedError("fit cancelled")
+            ok = np.isfinite(change[:, j])
+            self.boosters_.append(self._train(X[ok], change[ok, j], self._params(), self.n_estimators))
+            for level in self.quantile_levels_:
+                self.quantile_models_[level].append(
+                    self._train(X[ok], change[ok, j], self._params("quantile", level), self.n_estimators // 2))
+            self._report((j + 1) / len(self.steps_), f"horizon {self.horizons_[j]} min")
+
+    def _predict(self, batch):
+        if self.strategy == "stacked":
+            return super()._predict(batch)
+        X, _ = batch_features(batch, covariates=self.use_covariates)
+        last = np.nan_to_num(batch.cgm[:, -1])[:, None]
+        point = last + np.column_stack([b.predict(X, num_threads=2) for b in self.boosters_])
+        qs = [last + np.column_stack([m.predict(X, num_threads=2) for m in self.quantile_models_[level]])
+              for level in self.quantile_levels_]
+        if not qs:
+            return ForecastArrays(point)
+        return ForecastArrays(point, np.sort(np.stack(qs, axis=-1), axis=-1), self.quantile_levels_)
+
     def _predict_change(self, Z, level=None):
         model = self.booster_ if level is None else self.quantile_models_[level]
         return model.predict(Z, num_threads=2)
 
     def _fine_tune(self, train):
         """Continue boosting the population model on `train` with a lower learning rate."""
+        if self.strategy != "stacked":
+            raise NotImplementedError("fine-tuning is implemented for the stacked strategy")
         Z, y, _ = self._examples(train)
         self.booster_ = self._train(Z, y, self._params(learning_rate=self.finetune_lr), self.finetune_rounds,
                                     init_model=self.booster_)
@@ -112,18 +147,35 @@ class LightGBM(_Tabular):
             level: self._train(Z, y, self._params("quantile", level, self.finetune_lr), self.finetune_rounds // 2,
                                init_model=model) for level, model in self.quantile_models_.items()}
 
+    def _models(self):
+        """(file stem, booster) of every stored booster."""
+        if self.strategy == "stacked":
+            yield "model", self.booster_
+            for level, model in self.quantile_models_.items():
+                yield f"quantile_{level:g}", model
+        else:
+            for j, booster in enumerate(self.boosters_):
+                yield f"model_h{j}", booster
+            for level, models in self.quantile_models_.items():
+                for j, model in enumerate(models):
+                    yield f"quantile_{level:g}_h{j}", model
+
     def _save_state(self, folder):
-        self.booster_.save_model(str(folder / "model.txt"))
-        for level, model in self.quantile_models_.items():
-            model.save_model(str(folder / f"quantile_{level:g}.txt"))
+        for stem, model in self._models():
+            model.save_model(str(folder / f"{stem}.txt"))
         (folder / "features.txt").write_text("\n".join(self.feature_names_))
 
     def _load_state(self, folder):
         import lightgbm as lgb
-        self.booster_ = lgb.Booster(model_file=str(folder / "model.txt"))
+        load = lambda stem: lgb.Booster(model_file=str(folder / f"{stem}.txt"))  # noqa: E731
         self.quantile_levels_ = tuple(float(q) for q in self.quantiles)
-        self.quantile_models_ = {q: lgb.Booster(model_file=str(folder / f"quantile_{q:g}.txt"))
-                                 for q in self.quantile_levels_}
+        if self.strategy == "stacked":
+            self.booster_ = load("model")
+            self.quantile_models_ = {q: load(f"quantile_{q:g}") for q in self.quantile_levels_}
+        else:
+            H = len(self.steps_)
+            self.boosters_ = [load(f"model_h{j}") for j in range(H)]
+            self.quantile_models_ = {q: [load(f"quantile_{q:g}_h{j}") for j in range(H)] for q in self.quantile_levels_}
         self.feature_names_ = (folder / "features.txt").read_text().splitlines()
 
 

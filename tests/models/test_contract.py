@@ -160,3 +160,24 @@ def test_fine_tune(cls, frame, split):
     tuned = model.fine_tune(one)
     np.testing.assert_array_equal(model.predict_arrays(batch).point, before)  # the parent is untouched
     assert not np.array_equal(tuned.predict_arrays(batch).point, before)
+
+
+def test_lightgbm_per_horizon_strategy_round_trip(frame, split, cache_dir):
+    cls = registry.get("lightgbm")
+    train, rows = split
+    model = cls(**{**cls.get_test_params(), "strategy": "per_horizon", "quantiles": (0.1,)}).fit(train, horizons_min=(30, 60))
+    batch = batch_of(frame, rows)
+    out = model.predict_arrays(batch)
+    assert out.point.shape == (len(rows), 2) and out.quantiles.shape == (len(rows), 2, 1)
+    loaded = Forecaster.load(model.save(cache_dir / "models" / "per_horizon"))
+    np.testing.assert_array_equal(loaded.predict_arrays(batch).point, out.point)
+    with pytest.raises(ValueError, match="strategy"):
+        cls(strategy="other").fit(train)
+
+
+@pytest.mark.parametrize("name", ["hist_gbm", "random_forest", "extra_trees"])
+def test_pickled_weights_load_only_from_the_cache(name, split, tmp_path):
+    cls = registry.get(name)
+    folder = fitted(cls, split[0]).save(tmp_path / "outside" / name)  # tmp_path is not the cache
+    with pytest.raises(DataError, match="only loaded from the cache"):
+        Forecaster.load(folder)
