@@ -10,7 +10,7 @@ import importlib
 import importlib.util
 
 _REGISTRY: dict[str, type] = {}
-MODULES = ("bgcore.models.statistical", "bgcore.models.ml", "bgcore.models.deep")
+MODULES = ("bgcore.models.statistical", "bgcore.models.ml", "bgcore.models.deep", "bgcore.models.sktime_ltsf")
 
 
 def register(cls):
