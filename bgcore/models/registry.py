@@ -10,7 +10,8 @@ import importlib
 import importlib.util
 
 _REGISTRY: dict[str, type] = {}
-MODULES = ("bgcore.models.statistical", "bgcore.models.ml", "bgcore.models.deep", "bgcore.models.sktime_ltsf")
+MODULES = ("bgcore.models.statistical", "bgcore.models.ml", "bgcore.models.deep", "bgcore.models.sktime_ltsf",
+           "bgcore.models.ptf")
 
 
 def register(cls):

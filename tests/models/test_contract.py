@@ -181,3 +181,14 @@ def test_pickled_weights_load_only_from_the_cache(name, split, tmp_path):
     folder = fitted(cls, split[0]).save(tmp_path / "outside" / name)  # tmp_path is not the cache
     with pytest.raises(DataError, match="only loaded from the cache"):
         Forecaster.load(folder)
+
+
+@pytest.mark.parametrize("name", ["gru", "nbeats_mlp", "sktime_dlinear", "ptf_nbeats", "lightgbm", "arima"])
+def test_training_reports_progress_and_can_be_cancelled(name, split):
+    cls = registry.get(name)
+    seen = []
+    cls(**cls.get_test_params()).fit(split[0], progress=lambda f, m: seen.append(f))
+    assert seen and seen[-1] <= 1.0 and all(0 < f <= 1 for f in seen)
+    with pytest.raises(InterruptedError):
+        cls(**{**cls.get_test_params(), **({"epochs": 3} if "epochs" in cls._defaults else {})}).fit(
+            split[0], cancel=lambda: True)
