@@ -12,17 +12,17 @@ store under a temporary cache) is.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import best_of, report  # noqa: E402
 
 from bgcore.data import writers  # noqa: E402
 from bgcore.data.cohort import load_cohort  # noqa: E402
@@ -31,13 +31,6 @@ from bgcore.data.features import add_features, carbs_remaining, insulin_remainin
 TARGETS = {"load": 1.0, "import": 3.0, "features": 2.0}
 
 
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def one_year(cohort, patient: str = "adult#001") -> pd.DataFrame:
@@ -77,11 +70,11 @@ def main(argv=None) -> int:
         path = files[fmt]()
         size = sum(p.stat().st_size for p in ([path] if path.is_file() else path.iterdir())) / 1e6
         counter = iter(range(10**6))
-        seconds, (dataset, report) = best_of(
+        seconds, (dataset, import_report) = best_of(
             lambda: import_path(path, name=f"{fmt}{next(counter)}", format=fmt), args.repeat)
         is_csv = fmt in ("csv", "dexcom", "libre", "bris")
-        rows.append({"benchmark": f"import one year: {fmt} ({size:.0f} MB, {report.readings} readings)",
-                     "rows": report.grid_rows, "seconds": seconds, "target_s": TARGETS["import"] if is_csv else None})
+        rows.append({"benchmark": f"import one year: {fmt} ({size:.0f} MB, {import_report.readings} readings)",
+                     "rows": import_report.grid_rows, "seconds": seconds, "target_s": TARGETS["import"] if is_csv else None})
 
     frame = cohort.frame
     seconds, _ = best_of(lambda: (on_board(frame, "insulin", insulin_remaining),
@@ -92,19 +85,7 @@ def main(argv=None) -> int:
     rows.append({"benchmark": f"all features ({feats.shape[1] - frame.shape[1]} columns), whole cohort",
                  "rows": len(frame), "seconds": seconds, "target_s": TARGETS["features"]})
 
-    for r in rows:
-        r["ok"] = None if r["target_s"] is None else bool(r["seconds"] < r["target_s"])
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        table = pd.DataFrame(rows)
-        table["seconds"] = table["seconds"].map(lambda s: f"{s:.3f}")
-        table["target_s"] = table["target_s"].map(lambda t: "" if t is None or np.isnan(t) else f"< {t:g}")
-        table["ok"] = table["ok"].map({True: "yes", False: "NO", None: ""})
-        print(f"bgcore data benchmarks ({os.cpu_count()} CPUs, best of {args.repeat})")
-        print(table.to_string(index=False))
-    return 0 if all(r["ok"] is not False for r in rows) else 1
-
+    return report(rows, "bgcore data benchmarks", args.json, args.repeat)
 
 if __name__ == "__main__":
     raise SystemExit(main())

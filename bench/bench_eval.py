@@ -17,17 +17,18 @@ building the cohort leaderboard from stored forecasts well under 1 s.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import best_of, report  # noqa: E402
 
 from bgcore.data.cohort import load_cohort  # noqa: E402
 from bgcore.data.splits import temporal_split  # noqa: E402
@@ -39,13 +40,6 @@ from bgcore.evaluation.scoring import pit_table, score_events, score_patients, s
 TARGETS = {"score": 2.0, "leaderboard": 1.0}
 
 
-def best_of(fn, repeat):
-    times, result = [], None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), result
 
 
 def score_all(forecasts):
@@ -86,19 +80,7 @@ def main(argv=None) -> int:
     rows.append({"benchmark": f"cohort leaderboard from {len(result['runs'])} stored runs "
                               f"({len(base):,} forecasts each)", "seconds": seconds, "target_s": TARGETS["leaderboard"]})
 
-    for r in rows:
-        r["ok"] = None if r["target_s"] is None else bool(r["seconds"] < r["target_s"])
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        table = pd.DataFrame(rows)
-        table["seconds"] = table["seconds"].map(lambda s: f"{s:.3f}")
-        table["target_s"] = table["target_s"].map(lambda t: "" if t is None or pd.isna(t) else f"< {t:g}")
-        table["ok"] = table["ok"].map({True: "yes", False: "NO", None: ""})
-        print(f"bgcore evaluation benchmarks ({os.cpu_count()} CPUs, best of {args.repeat})")
-        print(table.to_string(index=False))
-    return 0 if all(r["ok"] is not False for r in rows) else 1
-
+    return report(rows, "bgcore evaluation benchmarks", args.json, args.repeat)
 
 if __name__ == "__main__":
     raise SystemExit(main())

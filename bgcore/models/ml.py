@@ -248,37 +248,35 @@ class HistGradientBoosting(_Sklearn):
                                              max_leaf_nodes=self.max_leaf_nodes, random_state=self.seed)
 
 
-@register
-class RandomForest(_Sklearn):
-    """scikit-learn random forest (bootstrap samples, depth-limited for CPU time)."""
+class _Forest(_Sklearn):
+    """Bagged trees, depth-limited and subsampled for CPU time."""
 
-    name = "random_forest"
     _defaults = {**_Tabular._common, "n_estimators": 100, "max_depth": 12, "max_samples": 0.3}
     _grid = {"max_depth": [8, 12, 16], "n_estimators": [50, 100]}
+    estimator = None  # name of the scikit-learn class in sklearn.ensemble
 
     @classmethod
     def get_test_params(cls):
         return {"n_estimators": 5, "max_depth": 4}
 
     def _make(self):
-        from sklearn.ensemble import RandomForestRegressor
-        return RandomForestRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth,
-                                     max_samples=self.max_samples, n_jobs=2, random_state=self.seed)
+        import sklearn.ensemble
+        return getattr(sklearn.ensemble, self.estimator)(
+            n_estimators=self.n_estimators, max_depth=self.max_depth, bootstrap=True, max_samples=self.max_samples,
+            n_jobs=2, random_state=self.seed)
 
 
 @register
-class ExtraTrees(_Sklearn):
+class RandomForest(_Forest):
+    """scikit-learn random forest."""
+
+    name = "random_forest"
+    estimator = "RandomForestRegressor"
+
+
+@register
+class ExtraTrees(_Forest):
     """scikit-learn extremely randomised trees."""
 
     name = "extra_trees"
-    _defaults = {**_Tabular._common, "n_estimators": 100, "max_depth": 12, "max_samples": 0.3}
-    _grid = {"max_depth": [8, 12, 16], "n_estimators": [50, 100]}
-
-    @classmethod
-    def get_test_params(cls):
-        return {"n_estimators": 5, "max_depth": 4}
-
-    def _make(self):
-        from sklearn.ensemble import ExtraTreesRegressor
-        return ExtraTreesRegressor(n_estimators=self.n_estimators, max_depth=self.max_depth, bootstrap=True,
-                                   max_samples=self.max_samples, n_jobs=2, random_state=self.seed)
+    estimator = "ExtraTreesRegressor"

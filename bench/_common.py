@@ -1,0 +1,35 @@
+"""Helpers shared by the benchmark scripts: timing and the printed table."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pandas as pd
+
+
+def best_of(fn, repeat: int):
+    """Fastest of `repeat` runs of `fn()` in seconds, and its last result."""
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def report(rows: list[dict], title: str, as_json: bool, repeat: int) -> int:
+    """Mark each row ok against its target, print a table (or JSON); exit status 1 if a target is missed."""
+    for r in rows:
+        r["ok"] = None if r.get("target_s") is None else bool(r["seconds"] < r["target_s"])
+    if as_json:
+        print(json.dumps(rows, indent=2))
+    else:
+        table = pd.DataFrame(rows)
+        table["seconds"] = table["seconds"].map(lambda s: f"{s:.3f}")
+        table["target_s"] = table["target_s"].map(lambda t: "" if t is None or pd.isna(t) else f"< {t:g}")
+        table["ok"] = table["ok"].map({True: "yes", False: "NO", None: ""})
+        print(f"{title} ({os.cpu_count()} CPUs, best of {repeat})")
+        print(table.to_string(index=False))
+    return 0 if all(r["ok"] is not False for r in rows) else 1
