@@ -23,7 +23,7 @@ from .evaluation.leaderboard import build_leaderboard
 from .evaluation.protocol import DEFAULT_PROTOCOL, data_fingerprint
 from .evaluation.reference import REFERENCES
 from .evaluation.scoring import score_patients
-from .store import list_runs, save_run
+from .store import list_runs, load_forecasts, run_record, save_run
 
 
 def _print_json(value) -> None:
@@ -132,6 +132,67 @@ def _cmd_families(args) -> int:
     return 0
 
 
+def _progress_bar(fraction: float, message: str) -> None:
+    done = int(30 * fraction)
+    print(f"\r[{'#' * done}{' ' * (30 - done)}] {100 * fraction:5.1f}% {message[:60]:<60}", end="", file=sys.stderr,
+          flush=True)
+
+
+def _headline(run_id: str) -> dict:
+    scores = score_patients(load_forecasts(run_id))
+    at = scores.groupby("horizon")[["rmse", "skill"]].mean()
+    return {f"{k}{h}": float(at.loc[h, k]) for h in DEFAULT_PROTOCOL.headline_min for k in ("rmse", "skill")}
+
+
+def _cmd_train(args) -> int:
+    from .training.goals import train
+    params = json.loads(args.params) if args.params else {}
+    patients = None if args.patients in (None, "all") else args.patients.split(",")
+    record = train(args.goal, args.family, params=params, patients=patients, dataset=args.dataset,
+                   parent=args.parent, progress=None if args.json else _progress_bar)
+    head = _headline(record["run_id"])
+    if args.json:
+        _print_json({**record, "scores": head})
+        return 0
+    print(file=sys.stderr)
+    print(f"run {record['run_id']} ({record['status']}): {args.family} {args.goal} on {len(record['patients'])} "
+          f"patient(s); " + ", ".join(f"RMSE@{h} {head[f'rmse{h}']:.1f} mg/dL (skill {head[f'skill{h}']:.3f})"
+                                       for h in DEFAULT_PROTOCOL.headline_min))
+    for pid, error in record["errors"].items():
+        print(f"  {pid} failed: {error.splitlines()[0]}")
+    return 0
+
+
+def _cmd_runs(args) -> int:
+    rows = [{k: r[k] for k in ("run_id", "dataset", "goal", "model", "family", "status", "created")}
+            | {"patients": len(r["patients"] or [])} for r in list_runs(args.dataset)]
+    if args.json:
+        _print_json(rows)
+    elif rows:
+        print(pd.DataFrame(rows).to_string(index=False))
+    else:
+        print("no stored runs")
+    return 0
+
+
+def _cmd_show(args) -> int:
+    record = run_record(args.run)
+    head = _headline(args.run)
+    if args.json:
+        _print_json({**record, "scores": head})
+        return 0
+    for key in ("run_id", "dataset", "goal", "model", "family", "status", "created", "parent_run", "seconds"):
+        print(f"{key:>12}: {record.get(key)}")
+    print(f"{'params':>12}: {json.dumps(record['params'])}")
+    print(f"{'patients':>12}: {', '.join(record['patients'])}")
+    print(f"{'protocol':>12}: {record['card']['gap_rule']['text']}; {record['card']['n_origins']} origins")
+    for h in DEFAULT_PROTOCOL.headline_min:
+        print(f"{'RMSE@' + str(h):>12}: {head[f'rmse{h}']:.2f} mg/dL (skill {head[f'skill{h}']:.3f})")
+    for pid, error in record.get("errors", {}).items():
+        print(f"{'failed':>12}: {pid}: {error.splitlines()[0]}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bgcore", description="bgexplorer engine")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -163,6 +224,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="cgm", choices=("cgm", "bg"), help="score against CGM or true glucose")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_leaderboard)
+
+    p = sub.add_parser("train", help="train a family under a goal, backtest it and store the run")
+    p.add_argument("--goal", required=True, choices=("single", "multi", "multi_holdout", "finetune"))
+    p.add_argument("--family", required=True, help="a name from `python -m bgcore families`")
+    p.add_argument("--params", help='hyper-parameters as JSON, e.g. \'{"n_estimators": 200}\'')
+    p.add_argument("--patients", default="all", help="comma-separated patient ids, or all")
+    p.add_argument("--dataset", default=COHORT_NAME)
+    p.add_argument("--parent", help="the multi-patient run to fine-tune (goal finetune)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("runs", help="list stored runs")
+    p.add_argument("--dataset", default=None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_runs)
+
+    p = sub.add_parser("show", help="describe one stored run")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_show)
 
     p = sub.add_parser("families", help="list the forecaster families and their capability tags")
     p.add_argument("--json", action="store_true")

@@ -23,7 +23,7 @@ from .paths import atomic_folder, cache_root, recover_folders
 MANIFEST = "manifest.json"
 FORECASTS = "forecasts.parquet"
 RUN_FIELDS = ("run_id", "created", "dataset", "model", "family", "goal", "params", "patients", "parent_run",
-              "protocol_key", "data_fingerprint")
+              "protocol_key", "data_fingerprint", "status", "errors", "seconds", "models")
 
 
 def runs_root() -> Path:
@@ -45,8 +45,18 @@ def _sha256(path: Path) -> str:
 
 def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, goal: str,
              params: dict | None = None, parent_run: str | None = None, run_id: str | None = None,
-             protocol_key: str | None = None) -> dict:
-    """Store a run's forecasts with its protocol card; return the run record."""
+             protocol_key: str | None = None, models: dict | None = None, errors: dict | None = None,
+             seconds: float | None = None) -> dict:
+    """Store a run's forecasts with its protocol card (and fitted models); return the run record.
+
+    Parameters
+    ----------
+    models : dict, optional
+        Fitted forecasters by key (``"all"`` for one model, else patient ids), saved
+        natively under ``models/<key>/``.
+    errors : dict, optional
+        Patients (or parts) that failed, with their error; the run's status is then ``partial``.
+    """
     run_id = validate_id(run_id or new_run_id(model), "run id")
     record = {
         "run_id": run_id,
@@ -60,10 +70,16 @@ def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, go
         "parent_run": parent_run,
         "protocol_key": protocol_key,
         "data_fingerprint": card["data_fingerprint"],
+        "status": "partial" if errors else "finished",
+        "errors": errors or {},
+        "seconds": seconds,
     }
     with atomic_folder(runs_root() / run_id) as tmp:
         forecasts.to_parquet(tmp / FORECASTS, index=False)
-        manifest = {**record, "card": card, "rows": len(forecasts), "sha256": {FORECASTS: _sha256(tmp / FORECASTS)}}
+        for key, fitted in (models or {}).items():
+            fitted.save(tmp / "models" / validate_id(str(key), "model key"))
+        hashes = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        manifest = {**record, "card": card, "rows": len(forecasts), "models": sorted(models or {}), "sha256": hashes}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return record
 
@@ -86,10 +102,7 @@ def list_runs(dataset: str | None = None) -> list[dict]:
 def load_forecasts(run_id: str, verify: bool = False) -> pd.DataFrame:
     """The stored forecasts of a run (optionally checked against the manifest hash)."""
     folder = runs_root() / validate_id(run_id, "run id")
-    try:
-        manifest = json.loads((folder / MANIFEST).read_text())
-    except (OSError, json.JSONDecodeError):
-        raise DataError(f"no complete run {run_id!r}") from None
+    manifest = run_record(run_id)
     path = folder / FORECASTS
     if verify and _sha256(path) != manifest["sha256"][FORECASTS]:
         raise DataError("stored forecasts do not match their manifest hash", file=path)
@@ -98,3 +111,22 @@ def load_forecasts(run_id: str, verify: bool = False) -> pd.DataFrame:
         raise DataError("stored forecasts have the wrong number of rows", file=path, expected=str(manifest["rows"]),
                         found=len(frame))
     return frame
+
+
+def run_record(run_id: str) -> dict:
+    """The manifest of a complete run (`DataError` if there is none)."""
+    folder = runs_root() / validate_id(run_id, "run id")
+    try:
+        return json.loads((folder / MANIFEST).read_text())
+    except (OSError, json.JSONDecodeError):
+        raise DataError(f"no complete run {run_id!r}") from None
+
+
+def load_model(run_id: str, key: str = "all"):
+    """A fitted forecaster stored with a run (``"all"`` or a patient id)."""
+    from .models.base import Forecaster
+    record = run_record(run_id)
+    if key not in record.get("models", []):
+        raise DataError(f"run {run_id!r} stores no model {key!r}", expected=", ".join(record.get("models", [])) or
+                        "a run with stored models")
+    return Forecaster.load(runs_root() / run_id / "models" / validate_id(key, "model key"))

@@ -97,3 +97,20 @@ def test_families_lists_tags_and_availability(capsys, monkeypatch):
     code, out, _ = run(capsys, "families")
     line = next(x for x in out.splitlines() if x.strip().startswith("lightgbm"))
     assert "missing packages: lightgbm" in line
+
+
+def test_train_runs_show_and_the_leaderboard(capsys):
+    code, out, err = run(capsys, "train", "--goal", "single", "--family", "arx", "--patients", "child#001,adult#002")
+    assert code == 0 and "run " in out and "(finished)" in out and "RMSE@30" in out and "%" in err
+    run_id = out.split()[1]
+    code, out, _ = run(capsys, "runs", "--json")
+    assert [r["run_id"] for r in json.loads(out)] == [run_id]
+    code, out, _ = run(capsys, "show", run_id)
+    assert code == 0 and "single" in out and "child#001, adult#002" in out.replace("adult#002, child#001", "child#001, adult#002")
+    code, out, _ = run(capsys, "leaderboard", "--json")
+    models = [r["model"] for r in json.loads(out)["board"]]
+    assert "arx" in models and "persistence" in models
+    code, _, err = run(capsys, "train", "--goal", "finetune", "--family", "lightgbm")
+    assert code == 2 and "parent" in err
+    code, _, err = run(capsys, "show", "nope")
+    assert code == 2 and "no complete run" in err

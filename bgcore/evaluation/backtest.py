@@ -42,7 +42,7 @@ def quantile_columns(forecasts: pd.DataFrame) -> tuple[list[str], np.ndarray]:
 
 
 def backtest(dataset: Dataset, forecaster, protocol: Protocol = DEFAULT_PROTOCOL, patients=None,
-             progress=None) -> tuple[pd.DataFrame, dict]:
+             progress=None, fingerprint: str | None = None) -> tuple[pd.DataFrame, dict]:
     """Forecast every evaluated origin of `dataset` with a fitted `forecaster`.
 
     Parameters
@@ -54,6 +54,9 @@ def backtest(dataset: Dataset, forecaster, protocol: Protocol = DEFAULT_PROTOCOL
         Restrict to these patients.
     progress : callable, optional
         ``progress(done_origins, total_origins)`` after each chunk.
+    fingerprint : str, optional
+        `data_fingerprint` of the whole `dataset` when the caller already has it (the card
+        names the dataset the protocol was applied to, also when only some patients run).
 
     Returns
     -------
@@ -97,7 +100,7 @@ def backtest(dataset: Dataset, forecaster, protocol: Protocol = DEFAULT_PROTOCOL
         table["bg_origin"] = np.repeat(frame["bg"].to_numpy(dtype=float)[rows], H)
     forecasts = pd.DataFrame(table)
     forecasts["patient_id"] = pd.Categorical(forecasts["patient_id"], categories=sorted(set(table["patient_id"])))
-    card = protocol.card(dataset.name, data_fingerprint(frame), n_origins=len(rows))
+    card = protocol.card(dataset.name, fingerprint or data_fingerprint(dataset.frame), n_origins=len(rows))
     return forecasts, card
 
 
@@ -106,8 +109,9 @@ def reference_backtests(dataset: Dataset, protocol: Protocol = DEFAULT_PROTOCOL,
     """Persistence and Nightscout AR2 on the protocol's origins (persistence quantiles fitted on train)."""
     data = dataset if patients is None else dataset.subset(patients)
     train = temporal_split(data.frame, protocol.split)["train"]
+    fingerprint = data_fingerprint(dataset.frame)
     out = {}
     for name, cls in REFERENCES.items():
         model = cls().fit(train, protocol.horizon_steps)
-        out[name] = backtest(data, model, protocol)
+        out[name] = backtest(dataset, model, protocol, patients=patients, fingerprint=fingerprint)
     return out

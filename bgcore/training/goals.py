@@ -1,0 +1,140 @@
+"""Training goals: single-patient, multi-patient (with a patient-holdout variant) and fine-tune.
+
+`train` is the one call that pages, the CLI and tests use: it fits a family under a goal,
+backtests it on the protocol's test origins and stores the run (forecasts, protocol card,
+fitted models) in `bgcore.store`. A failing patient does not stop the others: the run is
+stored as ``partial`` with that patient's error. Cancelling (``cancel()`` returning True,
+checked between patients and inside fits) stores nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+
+import pandas as pd
+
+from ..data.dataset import Dataset
+from ..data.datasets import load_dataset
+from ..data.schema import DataError
+from ..data.splits import holdout_patients, temporal_split
+from ..evaluation.backtest import backtest
+from ..evaluation.protocol import DEFAULT_PROTOCOL, Protocol, data_fingerprint
+from ..models import registry
+from ..store import load_model, run_record, save_run
+
+GOALS = ("single", "multi", "multi_holdout", "finetune")
+
+
+def _subset(frame: pd.DataFrame, patients) -> pd.DataFrame:
+    rows = frame[frame["patient_id"].isin(list(patients))].copy()
+    rows["patient_id"] = rows["patient_id"].cat.remove_unused_categories()
+    return rows.reset_index(drop=True)
+
+
+def train(goal: str, family: str, params: dict | None = None, patients=None, dataset: str | Dataset = "virtual",
+          parent: str | None = None, protocol: Protocol = DEFAULT_PROTOCOL, progress=None, cancel=None) -> dict:
+    """Fit `family` under `goal` on `patients` of `dataset`, backtest it and store the run.
+
+    Parameters
+    ----------
+    goal : {"single", "multi", "multi_holdout", "finetune"}
+        ``single``: one model per patient on its train part. ``multi``: one model on the
+        train parts of all patients, scored on all. ``multi_holdout``: one model on the
+        train parts of the protocol's training patients, scored only on the held-out
+        patients among `patients`. ``finetune``: the `parent` multi-patient run's model
+        adapted to each patient's train part.
+    params : dict, optional
+        Hyper-parameters of the family.
+    patients : list of str, optional
+        Patients (default: all of the dataset).
+    progress : callable, optional
+        ``progress(fraction, message)``.
+    cancel : callable, optional
+        Returns True to stop (raises InterruptedError, nothing stored).
+
+    Returns
+    -------
+    dict
+        The stored run record (``run_id``, ``status``, ``errors``, ...).
+    """
+    if goal not in GOALS:
+        raise ValueError(f"goal must be one of {GOALS}, got {goal!r}")
+    data = load_dataset(dataset) if isinstance(dataset, str) else dataset
+    patients = sorted(str(p) for p in (patients or data.patient_ids))
+    unknown = sorted(set(patients) - set(data.patient_ids))
+    if unknown:
+        raise DataError(f"unknown patients in dataset {data.name!r}: {unknown[:5]}", column="patient_id")
+    cls = registry.get(family)
+    params = dict(params or {})
+    parts = temporal_split(data.frame, protocol.split)
+    started = time.perf_counter()
+    report = progress or (lambda fraction, message: None)
+    stop = cancel or (lambda: False)
+    models, forecasts, errors, card = {}, [], {}, None
+
+    fingerprint = data_fingerprint(data.frame)
+
+    def evaluate(model, pids):
+        nonlocal card
+        frame, card = backtest(data, model, protocol, patients=pids, fingerprint=fingerprint)
+        forecasts.append(frame)
+
+    def per_patient(make_model):
+        for i, pid in enumerate(patients):
+            if stop():
+                raise InterruptedError("training cancelled")
+            try:
+                model = make_model(pid)
+                evaluate(model, [pid])
+                models[pid] = model
+            except InterruptedError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - isolate the failing patient, keep the others
+                errors[pid] = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+            report((i + 1) / len(patients), f"{family} {goal}: {pid} done")
+
+    if goal == "single":
+        per_patient(lambda pid: cls(**params).fit(_subset(parts["train"], [pid]), protocol.horizons_min,
+                                                  cancel=stop, validation=_subset(parts["validation"], [pid])))
+    elif goal in ("multi", "multi_holdout"):
+        fit_on, score_on = patients, patients
+        if goal == "multi_holdout":
+            if cls.get_tags()["scope"] != "global":
+                raise DataError(f"{family} is a per-patient model: it cannot forecast held-out patients",
+                                column="family", expected="a global family for the patient-holdout goal")
+            train_ids, held = holdout_patients(data.patients, protocol.split)
+            fit_on = [p for p in patients if p in train_ids]
+            score_on = [p for p in patients if p in held]
+            if not fit_on or not score_on:
+                raise DataError("patient holdout needs training and held-out patients among those selected",
+                                expected=f"some of the held-out patients {held}", found=patients)
+        model = cls(**params).fit(_subset(parts["train"], fit_on), protocol.horizons_min, progress=report,
+                                  cancel=stop, validation=_subset(parts["validation"], fit_on))
+        models["all"] = model
+        evaluate(model, score_on)
+        report(1.0, f"{family} {goal}: scored {len(score_on)} patients")
+    else:
+        if parent is None:
+            raise ValueError("goal 'finetune' needs the parent multi-patient run (parent=RUN_ID)")
+        record = run_record(parent)
+        if record["goal"] != "multi" or record["model"] != family:
+            raise DataError(f"run {parent!r} is not a multi-patient {family} run", column="parent",
+                            found=f"{record['goal']} {record['model']}")
+        if not cls.get_tags()["fine_tune"]:
+            raise DataError(f"{family} does not support fine-tuning", column="family")
+        base = load_model(parent, "all")
+        params = {**base.get_params(), **params}
+        per_patient(lambda pid: base.fine_tune(_subset(parts["train"], [pid]), cancel=stop))
+
+    if not forecasts:
+        raise DataError(f"every patient failed to train: {next(iter(errors.values())).splitlines()[0]}",
+                        expected="at least one patient that trains")
+    table = pd.concat(forecasts, ignore_index=True)
+    table["patient_id"] = pd.Categorical(table["patient_id"].astype(str), categories=sorted(
+        set(table["patient_id"].astype(str))))
+    table = table.sort_values(["patient_id", "origin", "horizon"], ignore_index=True)
+    card = {**card, "n_origins": int(len(table) // len(protocol.horizons_min))}
+    return save_run(table, card, model=family, family=cls.get_tags()["family"], goal=goal, params=params,
+                    parent_run=parent, protocol_key=protocol.key(), models=models, errors=errors,
+                    seconds=time.perf_counter() - started)
