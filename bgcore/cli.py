@@ -145,15 +145,39 @@ def _headline(run_id: str) -> dict:
 
 
 def _cmd_train(args) -> int:
-    from .training.goals import train
+    """Train through the job manager (so the run is in runs.db too) and follow its progress."""
+    import time
+
+    from .training.jobs import JobManager
     params = json.loads(args.params) if args.params else {}
     patients = None if args.patients in (None, "all") else args.patients.split(",")
-    record = train(args.goal, args.family, params=params, patients=patients, dataset=args.dataset,
-                   parent=args.parent, progress=None if args.json else _progress_bar)
+    manager = JobManager(workers=1)
+    try:
+        job = manager.submit_train(args.goal, args.family, params=params, patients=patients, dataset=args.dataset,
+                                   parent=args.parent)
+        state = manager.status(job)
+        while state["status"] in ("queued", "running"):
+            if not args.json:
+                _progress_bar(state["progress"], state["message"])
+            time.sleep(0.3)
+            state = manager.status(job)
+    except KeyboardInterrupt:
+        manager.cancel(job)
+        manager.wait(job)
+        print("\ncancelled", file=sys.stderr)
+        return 1
+    finally:
+        manager.shutdown()
+    if state["status"] == "failed":
+        message = state["error"].splitlines()[0]
+        raise (DataError(message.split(": ", 1)[-1]) if message.startswith(("DataError", "ValueError"))
+               else RuntimeError(message))
+    record = run_record(state["run_ids"][0])
     head = _headline(record["run_id"])
     if args.json:
-        _print_json({**record, "scores": head})
+        _print_json({k: record[k] for k in ("run_id", "status", "goal", "model", "patients", "errors")} | {"scores": head})
         return 0
+    _progress_bar(1.0, "done")
     print(file=sys.stderr)
     print(f"run {record['run_id']} ({record['status']}): {args.family} {args.goal} on {len(record['patients'])} "
           f"patient(s); " + ", ".join(f"RMSE@{h} {head[f'rmse{h}']:.1f} mg/dL (skill {head[f'skill{h}']:.3f})"

@@ -84,8 +84,9 @@ def train(goal: str, family: str, params: dict | None = None, patients=None, dat
         for i, pid in enumerate(patients):
             if stop():
                 raise InterruptedError("training cancelled")
+            part = lambda f, m, i=i, pid=pid: report((i + f) / len(patients), f"{pid}: {m}")  # noqa: E731
             try:
-                model = make_model(pid)
+                model = make_model(pid, part)
                 evaluate(model, [pid])
                 models[pid] = model
             except InterruptedError:
@@ -95,8 +96,9 @@ def train(goal: str, family: str, params: dict | None = None, patients=None, dat
             report((i + 1) / len(patients), f"{family} {goal}: {pid} done")
 
     if goal == "single":
-        per_patient(lambda pid: cls(**params).fit(_subset(parts["train"], [pid]), protocol.horizons_min,
-                                                  cancel=stop, validation=_subset(parts["validation"], [pid])))
+        per_patient(lambda pid, part: cls(**params).fit(_subset(parts["train"], [pid]), protocol.horizons_min,
+                                                        progress=part, cancel=stop,
+                                                        validation=_subset(parts["validation"], [pid])))
     elif goal in ("multi", "multi_holdout"):
         fit_on, score_on = patients, patients
         if goal == "multi_holdout":
@@ -125,7 +127,7 @@ def train(goal: str, family: str, params: dict | None = None, patients=None, dat
             raise DataError(f"{family} does not support fine-tuning", column="family")
         base = load_model(parent, "all")
         params = {**base.get_params(), **params}
-        per_patient(lambda pid: base.fine_tune(_subset(parts["train"], [pid]), cancel=stop))
+        per_patient(lambda pid, part: base.fine_tune(_subset(parts["train"], [pid]), progress=part, cancel=stop))
 
     if not forecasts:
         raise DataError(f"every patient failed to train: {next(iter(errors.values())).splitlines()[0]}",
