@@ -151,10 +151,18 @@ def _cmd_train(args) -> int:
     from .training.jobs import JobManager
     params = json.loads(args.params) if args.params else {}
     patients = None if args.patients in (None, "all") else args.patients.split(",")
-    manager = JobManager(workers=1)
+    grid = {k: v for k, v in params.items() if isinstance(v, list)}  # list values make a grid: a sweep
+    fixed = {k: v for k, v in params.items() if k not in grid}
+    manager = JobManager(workers=1, scheduler=args.scheduler)
     try:
-        job = manager.submit_train(args.goal, args.family, params=params, patients=patients, dataset=args.dataset,
-                                   parent=args.parent)
+        if grid:
+            if fixed:
+                raise DataError("give either fixed parameters or a grid of lists, not both", column="--params")
+            job = manager.submit_sweep(args.goal, [args.family], grid=grid, patient_groups=[patients],
+                                       dataset=args.dataset)
+        else:
+            job = manager.submit_train(args.goal, args.family, params=fixed, patients=patients,
+                                       dataset=args.dataset, parent=args.parent)
         state = manager.status(job)
         while state["status"] in ("queued", "running"):
             if not args.json:
@@ -168,6 +176,8 @@ def _cmd_train(args) -> int:
         return 1
     finally:
         manager.shutdown()
+    if grid:
+        return _print_sweep(state, args)
     if state["status"] == "failed":
         message = state["error"].splitlines()[0]
         raise (DataError(message.split(": ", 1)[-1]) if message.startswith(("DataError", "ValueError"))
@@ -184,6 +194,24 @@ def _cmd_train(args) -> int:
                                        for h in DEFAULT_PROTOCOL.headline_min))
     for pid, error in record["errors"].items():
         print(f"  {pid} failed: {error.splitlines()[0]}")
+    return 0
+
+
+def _print_sweep(state: dict, args) -> int:
+    rows = []
+    for task in state["tasks"]:
+        row = {"params": json.dumps(task["spec"]["params"]), "status": task["status"], "run_id": task["run_id"]}
+        if task["run_id"]:
+            row.update(_headline(task["run_id"]))
+        else:
+            row["error"] = (task["error"] or "").splitlines()[0] if task["error"] else ""
+        rows.append(row)
+    if args.json:
+        _print_json({"job_id": state["job_id"], "status": state["status"], "tasks": rows})
+        return 0
+    print(file=sys.stderr)
+    print(f"sweep {state['job_id']} ({state['status']}): {state['message']}")
+    print(pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return 0
 
 
@@ -252,10 +280,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a family under a goal, backtest it and store the run")
     p.add_argument("--goal", required=True, choices=("single", "multi", "multi_holdout", "finetune"))
     p.add_argument("--family", required=True, help="a name from `python -m bgcore families`")
-    p.add_argument("--params", help='hyper-parameters as JSON, e.g. \'{"n_estimators": 200}\'')
+    p.add_argument("--params", help='hyper-parameters as JSON, e.g. \'{"n_estimators": 200}\'; lists make a '
+                   'grid, run as a resumable sweep, e.g. \'{"window": [3, 6, 12]}\'')
     p.add_argument("--patients", default="all", help="comma-separated patient ids, or all")
     p.add_argument("--dataset", default=COHORT_NAME)
     p.add_argument("--parent", help="the multi-patient run to fine-tune (goal finetune)")
+    p.add_argument("--scheduler", help="Dask scheduler address for sweep sub-tasks (default $BGCORE_DASK_SCHEDULER)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_train)
 

@@ -8,6 +8,7 @@ run is either complete or absent. Run ids are validated before they touch a path
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -23,7 +24,7 @@ from .paths import atomic_folder, cache_root, recover_folders
 MANIFEST = "manifest.json"
 FORECASTS = "forecasts.parquet"
 RUN_FIELDS = ("run_id", "created", "dataset", "model", "family", "goal", "params", "patients", "parent_run",
-              "protocol_key", "data_fingerprint", "status", "errors", "seconds", "models")
+              "protocol_key", "data_fingerprint", "code_fingerprint", "status", "errors", "seconds", "models")
 
 
 def runs_root() -> Path:
@@ -39,6 +40,17 @@ def new_run_id(model: str) -> str:
     return validate_id(f"{stamp}-{slug}-{uuid.uuid4().hex[:6]}", "run id")
 
 
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """sha256 (16 hex digits) of the bgcore source files: which code produced a run."""
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        digest.update(str(path.relative_to(package)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -46,7 +58,7 @@ def _sha256(path: Path) -> str:
 def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, goal: str,
              params: dict | None = None, parent_run: str | None = None, run_id: str | None = None,
              protocol_key: str | None = None, models: dict | None = None, errors: dict | None = None,
-             seconds: float | None = None) -> dict:
+             seconds: float | None = None, model_files: dict | None = None) -> dict:
     """Store a run's forecasts with its protocol card (and fitted models); return the run record.
 
     Parameters
@@ -56,6 +68,8 @@ def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, go
         natively under ``models/<key>/``.
     errors : dict, optional
         Patients (or parts) that failed, with their error; the run's status is then ``partial``.
+    model_files : dict, optional
+        Saved models as ``{key: {relative path: bytes}}`` (what a remote worker returns).
     """
     run_id = validate_id(run_id or new_run_id(model), "run id")
     record = {
@@ -70,6 +84,7 @@ def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, go
         "parent_run": parent_run,
         "protocol_key": protocol_key,
         "data_fingerprint": card["data_fingerprint"],
+        "code_fingerprint": code_fingerprint(),
         "status": "partial" if errors else "finished",
         "errors": errors or {},
         "seconds": seconds,
@@ -78,8 +93,16 @@ def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, go
         forecasts.to_parquet(tmp / FORECASTS, index=False)
         for key, fitted in (models or {}).items():
             fitted.save(tmp / "models" / validate_id(str(key), "model key"))
+        for key, files in (model_files or {}).items():
+            for rel, data in files.items():
+                target = (tmp / "models" / validate_id(str(key), "model key") / rel).resolve()
+                if tmp.resolve() not in target.parents:
+                    raise DataError("model file outside the run folder", file=rel)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+        model_keys = sorted({*(models or {}), *(model_files or {})})
         hashes = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
-        manifest = {**record, "card": card, "rows": len(forecasts), "models": sorted(models or {}), "sha256": hashes}
+        manifest = {**record, "card": card, "rows": len(forecasts), "models": model_keys, "sha256": hashes}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return record
 

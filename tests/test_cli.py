@@ -114,3 +114,17 @@ def test_train_runs_show_and_the_leaderboard(capsys):
     assert code == 2 and "parent" in err
     code, _, err = run(capsys, "show", "nope")
     assert code == 2 and "no complete run" in err
+
+
+def test_train_with_a_grid_runs_a_resumable_sweep(capsys):
+    args = ["train", "--goal", "single", "--family", "drift", "--patients", "adult#003", "--params",
+            '{"window": [3, 6]}', "--json"]
+    code, out, _ = run(capsys, *args)
+    result = json.loads(out)
+    assert code == 0 and result["status"] == "finished" and len(result["tasks"]) == 2
+    assert all(t["status"] == "finished" and t["rmse30"] > 0 for t in result["tasks"])
+    code, out, _ = run(capsys, *args)  # the same sweep again: nothing is retrained
+    assert {t["run_id"] for t in json.loads(out)["tasks"]} == {t["run_id"] for t in result["tasks"]}
+    code, _, err = run(capsys, "train", "--goal", "single", "--family", "drift", "--params",
+                       '{"window": [3, 6], "x": 1}')
+    assert code == 2 and "either fixed parameters or a grid" in err

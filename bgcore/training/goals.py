@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -32,9 +33,63 @@ def _subset(frame: pd.DataFrame, patients) -> pd.DataFrame:
     return rows.reset_index(drop=True)
 
 
+@dataclass
+class TrainResult:
+    """What a training produced, before it is stored (so a remote worker can return it)."""
+
+    goal: str
+    family: str
+    params: dict
+    parent: str | None
+    forecasts: pd.DataFrame
+    card: dict
+    models: dict
+    errors: dict
+    seconds: float
+
+
 def train(goal: str, family: str, params: dict | None = None, patients=None, dataset: str | Dataset = "virtual",
           parent: str | None = None, protocol: Protocol = DEFAULT_PROTOCOL, progress=None, cancel=None) -> dict:
     """Fit `family` under `goal` on `patients` of `dataset`, backtest it and store the run.
+
+    `fit_and_backtest` followed by `store_result`; the parameters are those of `fit_and_backtest`.
+
+    Returns
+    -------
+    dict
+        The stored run record (``run_id``, ``status``, ``errors``, ...).
+    """
+    result = fit_and_backtest(goal, family, params, patients, dataset, parent, protocol, progress, cancel)
+    return store_result(result, protocol)
+
+
+def store_result(result: "TrainResult", protocol: Protocol = DEFAULT_PROTOCOL, model_files: dict | None = None) -> dict:
+    """Store a training result as a run (models as objects, or as files returned by a remote worker)."""
+    return save_run(result.forecasts, result.card, model=result.family, family=registry.get(result.family).get_tags()[
+        "family"], goal=result.goal, params=result.params, parent_run=result.parent, protocol_key=protocol.key(),
+        models=result.models, model_files=model_files, errors=result.errors, seconds=result.seconds)
+
+
+def remote_task(spec: dict) -> dict:
+    """Run one training sub-task on a (Dask) worker: everything but storing; models come back as files."""
+    import tempfile
+    from pathlib import Path
+
+    result = fit_and_backtest(spec["goal"], spec["family"], spec["params"], spec["patients"], spec["dataset"],
+                              spec.get("parent"))
+    files = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for key, model in result.models.items():
+            folder = model.save(Path(tmp) / key)
+            files[key] = {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    result.models = {}
+    return {"result": result, "model_files": files}
+
+
+def fit_and_backtest(goal: str, family: str, params: dict | None = None, patients=None,
+                     dataset: str | Dataset = "virtual", parent: str | None = None,
+                     protocol: Protocol = DEFAULT_PROTOCOL, progress=None, cancel=None) -> "TrainResult":
+    """Fit `family` under `goal` on `patients` of `dataset` and backtest it (nothing is stored).
 
     Parameters
     ----------
@@ -52,11 +107,6 @@ def train(goal: str, family: str, params: dict | None = None, patients=None, dat
         ``progress(fraction, message)``.
     cancel : callable, optional
         Returns True to stop (raises InterruptedError, nothing stored).
-
-    Returns
-    -------
-    dict
-        The stored run record (``run_id``, ``status``, ``errors``, ...).
     """
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {GOALS}, got {goal!r}")
@@ -137,6 +187,4 @@ def train(goal: str, family: str, params: dict | None = None, patients=None, dat
         set(table["patient_id"].astype(str))))
     table = table.sort_values(["patient_id", "origin", "horizon"], ignore_index=True)
     card = {**card, "n_origins": int(len(table) // len(protocol.horizons_min))}
-    return save_run(table, card, model=family, family=cls.get_tags()["family"], goal=goal, params=params,
-                    parent_run=parent, protocol_key=protocol.key(), models=models, errors=errors,
-                    seconds=time.perf_counter() - started)
+    return TrainResult(goal, family, params, parent, table, card, models, errors, time.perf_counter() - started)

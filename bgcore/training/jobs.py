@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 import time
 import traceback
@@ -24,7 +25,7 @@ from ..evaluation.scoring import score_patients
 from ..models import registry
 from ..models.search import configurations
 from ..store import load_forecasts
-from .goals import train
+from .goals import remote_task, store_result, train
 from .rundb import RunDB
 
 PROGRESS_EVERY_S = 0.5
@@ -37,7 +38,18 @@ def _key(spec: dict) -> str:
 class JobManager:
     """Runs training jobs in worker threads and records their state in the runs database."""
 
-    def __init__(self, workers: int = 1, db: RunDB | None = None):
+    def __init__(self, workers: int = 1, db: RunDB | None = None, scheduler: str | None = None):
+        """
+        Parameters
+        ----------
+        workers : int
+            Local worker threads.
+        scheduler : str, optional
+            Address of a Dask distributed scheduler (default ``$BGCORE_DASK_SCHEDULER``): sweep
+            sub-tasks then run on that cluster; results come back and are stored here.
+        """
+        self.scheduler = scheduler or os.environ.get("BGCORE_DASK_SCHEDULER") or None
+        self._client = None
         self.db = db or RunDB()
         self.db.mark_interrupted()  # whatever was running when the last process died
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bgcore-job")
@@ -106,6 +118,15 @@ class JobManager:
         for event in self._cancel.values():
             event.set()
         self._pool.shutdown(wait=True)
+        if self._client is not None:
+            self._client.close()
+
+    def client(self):
+        """The Dask client of the configured scheduler (connected on first use)."""
+        if self._client is None:
+            from distributed import Client
+            self._client = Client(self.scheduler, set_as_default=False)
+        return self._client
 
     # --- workers --------------------------------------------------------------------
     def _submit(self, kind, spec, target, job_id=None, exists=False) -> str:
@@ -157,28 +178,60 @@ class JobManager:
         todo = [t for t in tasks if t["status"] != "finished"]
         run_ids = [t["run_id"] for t in tasks if t["status"] == "finished"]
         failed = 0
-        for i, task in enumerate(todo):
-            if cancel():
-                raise InterruptedError("sweep cancelled")
-            key, t = task["task_key"], task["spec"]
-            self.db.update_task(job_id, key, status="running", started=time.time())
-            try:
-                registry.get(t["family"])
-                record = train(t["goal"], t["family"], t["params"], t["patients"], t["dataset"], cancel=cancel,
-                               progress=self._progress(job_id, i / len(todo), 1 / len(todo)))
-                self._index(record, job_id)
-                self.db.update_task(job_id, key, status="finished", run_id=record["run_id"], finished=time.time())
-                run_ids.append(record["run_id"])
-            except InterruptedError:
-                self.db.update_task(job_id, key, status="cancelled", finished=time.time())
-                raise
-            except Exception as exc:  # noqa: BLE001 - isolate the failing sub-task
-                failed += 1
-                self.db.update_task(job_id, key, status="failed", error=f"{type(exc).__name__}: {exc}",
-                                    finished=time.time())
+
+        def finished(key, record):
+            self._index(record, job_id)
+            self.db.update_task(job_id, key, status="finished", run_id=record["run_id"], finished=time.time())
+            run_ids.append(record["run_id"])
+
+        def failure(key, exc):
+            nonlocal failed
+            failed += 1
+            self.db.update_task(job_id, key, status="failed", error=f"{type(exc).__name__}: {exc}", finished=time.time())
+
+        if self.scheduler:
+            self._sweep_on_cluster(job_id, todo, cancel, finished, failure)
+        else:
+            for i, task in enumerate(todo):
+                if cancel():
+                    raise InterruptedError("sweep cancelled")
+                key, t = task["task_key"], task["spec"]
+                self.db.update_task(job_id, key, status="running", started=time.time())
+                try:
+                    registry.get(t["family"])
+                    finished(key, train(t["goal"], t["family"], t["params"], t["patients"], t["dataset"],
+                                        cancel=cancel, progress=self._progress(job_id, i / len(todo), 1 / len(todo))))
+                except InterruptedError:
+                    self.db.update_task(job_id, key, status="cancelled", finished=time.time())
+                    raise
+                except Exception as exc:  # noqa: BLE001 - isolate the failing sub-task
+                    failure(key, exc)
         done = len(tasks) - len(todo)
         message = f"{len(todo)} sub-task(s) run ({failed} failed), {done} already finished"
         return ("partial" if failed else "finished"), message, run_ids
+
+    def _sweep_on_cluster(self, job_id, todo, cancel, finished, failure) -> None:
+        """Sub-tasks on the Dask cluster; each result is stored here as it arrives."""
+        from distributed import as_completed
+
+        client = self.client()
+        futures = {}
+        for task in todo:
+            self.db.update_task(job_id, task["task_key"], status="running", started=time.time())
+            futures[client.submit(remote_task, task["spec"], pure=False)] = task["task_key"]
+        done = 0
+        for future in as_completed(list(futures), loop=client.loop):
+            key = futures[future]
+            if cancel():
+                client.cancel(list(futures))
+                raise InterruptedError("sweep cancelled")
+            try:
+                out = future.result()
+                finished(key, store_result(out["result"], model_files=out["model_files"]))
+            except Exception as exc:  # noqa: BLE001 - isolate the failing sub-task
+                failure(key, exc)
+            done += 1
+            self.db.update_job(job_id, progress=done / len(todo), message=f"{done}/{len(todo)} sub-tasks on the cluster")
 
 
 _MANAGER: JobManager | None = None

@@ -151,3 +151,23 @@ def test_restart_after_a_killed_worker_process(cache_dir):
         assert all(not name.startswith(finished[0]) for name in half)  # nothing half-written is listed
     finally:
         manager.shutdown()
+
+
+def test_sweep_on_a_local_dask_cluster(cache_dir):
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
+        try:
+            job = manager.submit_sweep("single", ["naive", "drift", "no_such_family"], grid={},
+                                       patient_groups=[["adult#001"], ["child#003"]])
+            state = manager.wait(job, timeout=300)
+        finally:
+            manager.shutdown()
+    assert sorted(t["status"] for t in state["tasks"]) == ["failed", "failed"] + ["finished"] * 4
+    runs = list_runs("virtual")
+    assert len(runs) == 4 and {r["model"] for r in runs} == {"naive", "drift"}
+    naive = next(r for r in runs if r["model"] == "naive")
+    from bgcore.store import load_model
+    assert load_model(naive["run_id"], naive["patients"][0]).is_fitted_  # model files written by this process
+    assert len(RunDB().runs("virtual")) == 4

@@ -1,0 +1,82 @@
+"""Job-system benchmarks: the overhead per sub-task, and a sweep on a 2-worker local Dask cluster.
+
+    python bench/bench_jobs.py
+
+* Overhead: a sweep of many tiny sub-tasks (naive forecaster, one patient each, every
+  sub-task trains, backtests and stores a run) through the job manager, against the same
+  calls made directly in a loop; the difference per sub-task is the job system's cost
+  (database writes, indexing the per-patient metrics, thread hand-off).
+* Scale-out: a sweep of heavier sub-tasks (auto-ARIMA per patient) on one local thread
+  versus a `LocalCluster` of 2 single-threaded worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def fresh_cache():
+    os.environ["BGCORE_CACHE"] = tempfile.mkdtemp(prefix="bgbench-")
+
+
+def main() -> int:
+    fresh_cache()
+    from bgcore.data.cohort import load_cohort
+    from bgcore.training.goals import train
+    from bgcore.training.jobs import JobManager
+
+    patients = load_cohort().patient_ids
+    rows = []
+
+    tiny = [[p] for p in patients[:20]]
+    train("single", "naive", patients=tiny[0])  # warm up imports and the cohort cache
+    fresh_cache()
+    t0 = time.perf_counter()
+    for group in tiny:
+        train("single", "naive", patients=group)
+    bare = (time.perf_counter() - t0) / len(tiny)
+    fresh_cache()
+    manager = JobManager(workers=1)
+    t0 = time.perf_counter()
+    manager.wait(manager.submit_sweep("single", ["naive"], patient_groups=tiny))
+    managed = (time.perf_counter() - t0) / len(tiny)
+    manager.shutdown()
+    rows.append({"benchmark": f"{len(tiny)} tiny sub-tasks, per sub-task", "direct_s": bare, "job_manager_s": managed,
+                 "overhead_s": managed - bare})
+
+    heavy = [[p] for p in patients[:16]]
+    fresh_cache()
+    manager = JobManager(workers=1)
+    t0 = time.perf_counter()
+    manager.wait(manager.submit_sweep("single", ["auto_arima"], patient_groups=heavy))
+    one_thread = time.perf_counter() - t0
+    manager.shutdown()
+    from distributed import LocalCluster
+    fresh_cache()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
+        manager.wait(manager.submit_sweep("single", ["naive"], patient_groups=tiny[:4]))  # warm the workers up
+        t0 = time.perf_counter()
+        manager.wait(manager.submit_sweep("single", ["auto_arima"], patient_groups=heavy))
+        on_cluster = time.perf_counter() - t0
+        manager.shutdown()
+    rows.append({"benchmark": f"{len(heavy)} auto-ARIMA sub-tasks, whole sweep", "direct_s": one_thread,
+                 "job_manager_s": on_cluster, "overhead_s": None})
+    table = pd.DataFrame(rows).rename(columns={"direct_s": "direct / 1 thread (s)",
+                                               "job_manager_s": "job manager / 2-worker Dask (s)"})
+    print(f"bgcore job benchmarks ({os.cpu_count()} CPUs)")
+    print(table.round(3).to_string(index=False))
+    print(f"speed-up of the 2-worker Dask cluster over one thread: {one_thread / on_cluster:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
