@@ -91,13 +91,6 @@ class DataError(ValueError):
             text += f", found {self.found!r}"
         return text
 
-    def located(self, file) -> "DataError":
-        """Return a copy that names `file` if the error does not name one yet."""
-        if self.file is not None:
-            return self
-        return DataError(self.message, file=file, row=self.row, column=self.column,
-                         expected=self.expected, found=self.found)
-
 
 def to_mmol(mgdl):
     """Convert glucose from mg/dL to mmol/L (array-like or scalar)."""

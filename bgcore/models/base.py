@@ -253,10 +253,6 @@ def _json_default(value):
         return {"__ndarray__": value.tolist(), "dtype": str(value.dtype)}
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    if isinstance(value, dict):
-        return value
     raise TypeError(f"cannot store {type(value).__name__} in JSON")
 
 

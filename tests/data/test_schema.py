@@ -20,7 +20,7 @@ def test_one_conversion_constant():
 def test_data_error_names_file_row_column_expectation():
     err = DataError("not a number", file="a.csv", row=12, column="glucose", expected="a number", found="abc")
     assert str(err) == "a.csv, row 12, column 'glucose': not a number; expected a number, found 'abc'"
-    assert str(DataError("empty").located("b.csv")) == "b.csv: empty"
+    assert str(DataError("empty", file="b.csv")) == "b.csv: empty"
 
 
 @pytest.mark.parametrize("bad", ["../etc", "a/b", "", "x" * 65, "..", "a b", "é"])

@@ -86,3 +86,21 @@ def test_probabilistic_scores_of_persistence_intervals():
     pit = pit_table(forecasts)
     assert list(pit.index)[:2] == [5, 10] and pit.loc[30].sum() == forecasts[forecasts.horizon == 30]["cgm"].notna().sum()
     assert score_probabilistic(reference_backtests(d)["nightscout_ar2"][0]).empty
+
+
+def test_grouped_scores_equal_the_reference_metric_functions():
+    from bgcore.evaluation import metrics
+    d = data()
+    forecasts = reference_backtests(d)["nightscout_ar2"][0]
+    s = score_patients(forecasts).set_index(["patient_id", "horizon"])
+    one = forecasts[forecasts["patient_id"] == "b"]
+    truth = one["cgm"].to_numpy().reshape(-1, 24)
+    pred = one["pred"].to_numpy().reshape(-1, 24)
+    ref = metrics.point_metrics(truth, pred)
+    for name in ("rmse", "mae", "mard", "bias"):
+        np.testing.assert_allclose(s.loc["b", name].to_numpy(), ref[name])
+    j = 5  # 30 minutes
+    path = np.column_stack([one["cgm_origin"].to_numpy()[::24], truth[:, : j + 1]])
+    assert s.loc[("b", 30), "time_lag_min"] == metrics.time_lag(pred[:, j], path, j + 1)
+    zones = metrics.zone_percentages(metrics.parkes_zones(truth[:, j], pred[:, j]))
+    np.testing.assert_allclose(s.loc[("b", 30), [f"parkes_{z}" for z in "ABCDE"]].to_numpy(dtype=float), zones)
