@@ -64,3 +64,50 @@ def agp_figure(profile: pd.DataFrame, units: str = "mmol/L", title: str | None =
     fig.update_layout(title=title, height=340, margin={"l": 40, "r": 20, "t": 40 if title else 20, "b": 30},
                       legend={"orientation": "h", "y": 1.05, "x": 0})
     return fig
+
+
+HYPO_MGDL, HYPER_MGDL = 70.0, 180.0
+
+
+def forecast_figure(history: pd.DataFrame, origin, runs: dict[str, pd.DataFrame], units: str = "mmol/L",
+                    title: str | None = None) -> go.Figure:
+    """Forecasts of several runs from one origin over the patient's actual glucose.
+
+    Parameters
+    ----------
+    history : DataFrame
+        The patient's canonical rows around the origin (context before, truth after).
+    origin : Timestamp
+        Forecast time (a vertical line).
+    runs : dict
+        Label -> that run's forecasts rows for this patient and origin (``horizon``, ``pred``,
+        optional ``q<level>`` columns; the outermost quantiles are drawn as a band).
+    """
+    origin = pd.Timestamp(origin)
+    conv = lambda v: convert_glucose(v, units)  # noqa: E731
+    fig = go.Figure()
+    fig.add_hrect(y0=float(conv(HYPO_MGDL)), y1=float(conv(HYPER_MGDL)), fillcolor="green", opacity=0.08, line_width=0)
+    fig.add_hline(y=float(conv(HYPO_MGDL)), line={"color": "#d62728", "width": 1, "dash": "dot"})
+    fig.add_trace(go.Scatter(x=history["time"], y=conv(history["cgm"]), name="CGM", mode="lines+markers",
+                             marker={"size": 3}, line={"color": "#1f77b4"}))
+    if "bg" in history and history["bg"].notna().any():
+        fig.add_trace(go.Scatter(x=history["time"], y=conv(history["bg"]), name="true glucose", mode="lines",
+                                 line={"color": "#7f7f7f", "dash": "dot", "width": 1}))
+    palette = ("#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+    for i, (label, rows) in enumerate(runs.items()):
+        color = palette[i % len(palette)]
+        times = origin + pd.to_timedelta(rows["horizon"], unit="m")
+        qcols = sorted((c for c in rows.columns if c.startswith("q") and c[1:].replace(".", "", 1).isdigit()),
+                       key=lambda c: float(c[1:]))
+        if len(qcols) >= 2:
+            fig.add_trace(go.Scatter(x=times, y=conv(rows[qcols[-1]]), mode="lines", line={"width": 0},
+                                     showlegend=False, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(x=times, y=conv(rows[qcols[0]]), mode="lines", line={"width": 0}, fill="tonexty",
+                                     fillcolor="rgba(255,127,14,0.15)", name=f"{label} {qcols[0][1:]}-{qcols[-1][1:]}"))
+        fig.add_trace(go.Scatter(x=times, y=conv(rows["pred"]), name=label, mode="lines",
+                                 line={"color": color, "width": 2.5}))
+    fig.add_vline(x=origin, line={"color": "black", "width": 1})
+    fig.update_yaxes(title_text=f"glucose ({units})")
+    fig.update_layout(title=title, height=460, margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 30},
+                      legend={"orientation": "h", "y": -0.15, "x": 0}, hovermode="x unified")
+    return fig

@@ -32,16 +32,21 @@ def test_pickles_are_only_loaded_through_the_cache_guard():
 
 
 def test_pages_are_thin_and_use_bgcore():
-    for page in [ROOT / "app.py", *(ROOT / "pages").glob("*.py")]:
+    for page in [ROOT / "app.py", *(ROOT / "app_pages").glob("*.py")]:
         imports = _imports(page)
         assert "bgcore" in imports, page
         assert not {"numpy", "scipy", "sklearn"} & imports, f"{page.name} computes; move it into bgcore"
 
 
 def test_no_unsafe_html_in_pages():
-    for page in [ROOT / "app.py", *(ROOT / "pages").glob("*.py")]:
+    for page in [ROOT / "app.py", *(ROOT / "app_pages").glob("*.py")]:
         assert "unsafe_allow_html" not in page.read_text(), page
 
 
 def test_streamlit_binds_to_localhost():
     assert 'address = "localhost"' in (ROOT / ".streamlit" / "config.toml").read_text()
+
+
+def test_no_legacy_pages_directory():
+    # Streamlit auto-discovers pages/ as a legacy multipage app, which routes direct links around app.py
+    assert not (ROOT / "pages").exists()

@@ -75,4 +75,16 @@ def test_served_app_cohort_units_and_leaderboard(server, tmp_path):
         expect(page.locator("th", has_text="RMSE").first).to_have_count(1, timeout=60_000)
         expect(page.get_by_text("Dataset", exact=True)).to_be_visible()
         assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(tmp_path / "leaderboard.png"))
+        for name, marker in (("Train", "Jobs"), ("Forecasts", "No stored runs")):
+            page.get_by_role("link", name=name).click()
+            expect(page.get_by_role("heading", name=name)).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
+            assert page.locator('[data-testid="stException"]').count() == 0
+            page.screenshot(path=str(tmp_path / f"{name.lower()}.png"))
+        # a direct link to a page still runs the entry point: navigation and the shared sidebar are there
+        fresh = browser.new_page()
+        fresh.goto(server + "/leaderboard", wait_until="domcontentloaded")
+        expect(fresh.get_by_role("heading", name="Leaderboard")).to_be_visible(timeout=60_000)
+        expect(fresh.get_by_text("Glucose units")).to_be_visible(timeout=30_000)
         browser.close()

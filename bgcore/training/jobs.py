@@ -22,6 +22,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 from ..evaluation.scoring import score_patients
+from ..paths import cache_root
 from ..models import registry
 from ..models.search import configurations
 from ..store import load_forecasts
@@ -234,14 +235,14 @@ class JobManager:
             self.db.update_job(job_id, progress=done / len(todo), message=f"{done}/{len(todo)} sub-tasks on the cluster")
 
 
-_MANAGER: JobManager | None = None
+_MANAGERS: dict[str, JobManager] = {}
 _LOCK = threading.Lock()
 
 
 def get_manager() -> JobManager:
-    """The process-wide job manager (created on first use, shared by all sessions)."""
-    global _MANAGER
+    """The process-wide job manager of the current cache (created on first use, shared by all sessions)."""
+    root = str(cache_root())
     with _LOCK:
-        if _MANAGER is None:
-            _MANAGER = JobManager()
-        return _MANAGER
+        if root not in _MANAGERS:
+            _MANAGERS[root] = JobManager()
+        return _MANAGERS[root]

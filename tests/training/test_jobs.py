@@ -1,5 +1,6 @@
 """Job manager and runs database: background runs, cancel, failures, resumable sweeps, restarts."""
 
+import json
 import os
 import signal
 import subprocess
@@ -154,20 +155,30 @@ def test_restart_after_a_killed_worker_process(cache_dir):
 
 
 def test_sweep_on_a_local_dask_cluster(cache_dir):
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
-        try:
-            job = manager.submit_sweep("single", ["naive", "drift", "no_such_family"], grid={},
-                                       patient_groups=[["adult#001"], ["child#003"]])
-            state = manager.wait(job, timeout=300)
-        finally:
-            manager.shutdown()
-    assert sorted(t["status"] for t in state["tasks"]) == ["failed", "failed"] + ["finished"] * 4
+    # In a fresh interpreter: worker processes are spawned, and spawn re-imports the parent's
+    # __main__, which other tests in this process (Streamlit's AppTest) may have replaced.
+    script = textwrap.dedent("""
+        import json
+        from distributed import LocalCluster
+        from bgcore.training.jobs import JobManager
+        if __name__ == "__main__":
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+                manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
+                job = manager.submit_sweep("single", ["naive", "drift", "no_such_family"], grid={},
+                                           patient_groups=[["adult#001"], ["child#003"]])
+                state = manager.wait(job, timeout=300)
+                manager.shutdown()
+            print("RESULT", json.dumps(sorted(t["status"] for t in state["tasks"])))
+    """)
+    env = dict(os.environ, BGCORE_CACHE=str(cache_dir), PYTHONPATH=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, cwd=ROOT,
+                         timeout=600)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT")), None)
+    assert line is not None, out.stderr[-3000:]
+    assert json.loads(line[len("RESULT "):]) == ["failed", "failed"] + ["finished"] * 4
     runs = list_runs("virtual")
     assert len(runs) == 4 and {r["model"] for r in runs} == {"naive", "drift"}
     naive = next(r for r in runs if r["model"] == "naive")
     from bgcore.store import load_model
-    assert load_model(naive["run_id"], naive["patients"][0]).is_fitted_  # model files written by this process
+    assert load_model(naive["run_id"], naive["patients"][0]).is_fitted_  # model files written by the app process
     assert len(RunDB().runs("virtual")) == 4

@@ -60,7 +60,7 @@ def test_choose_patient_and_imported_dataset():
 
 
 def test_leaderboard_page_shows_reference_rows_in_display_units():
-    at = AppTest.from_file(str(Path(APP).parent / "pages" / "leaderboard.py"), default_timeout=120)
+    at = AppTest.from_file(str(Path(APP).parent / "app_pages" / "leaderboard.py"), default_timeout=120)
     at.session_state["units"] = "mg/dL"
     at.run()
     assert not at.exception, at.exception
@@ -69,8 +69,45 @@ def test_leaderboard_page_shows_reference_rows_in_display_units():
     assert 15 < board["rmse"].iloc[0] < 30  # mg/dL at 30 minutes
     assert at.radio(key="board_target").options == ["CGM reading", "true glucose (simulated)"]
     mgdl = board["rmse"].iloc[0]
-    at = AppTest.from_file(str(Path(APP).parent / "pages" / "leaderboard.py"), default_timeout=120)
+    at = AppTest.from_file(str(Path(APP).parent / "app_pages" / "leaderboard.py"), default_timeout=120)
     at.session_state["units"] = "mmol/L"
     at.run()
     assert at.dataframe[0].value["rmse"].iloc[0] == pytest.approx(mgdl / 18.018)
     assert any("baseline" in i.value for i in at.info)
+
+
+def test_train_page_launches_a_job_that_reaches_the_leaderboard():
+    from bgcore.training.jobs import get_manager
+    page = str(Path(APP).parent / "app_pages" / "train.py")
+    at = AppTest.from_file(page, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert "lightgbm" in at.selectbox(key="train_family").options
+    at.selectbox(key="train_family").set_value("naive")
+    at.multiselect(key="train_patients").set_value(["adult#001"])
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    job = at.session_state["last_job"]
+    state = get_manager().wait(job, timeout=120)
+    assert state["status"] == "finished"
+    at.run()
+    assert any("finished" in m.value for m in at.markdown)
+    board = AppTest.from_file(str(Path(APP).parent / "app_pages" / "leaderboard.py"), default_timeout=120)
+    board.run()
+    assert "naive" in board.dataframe[0].value["model"].tolist()
+
+
+def test_forecasts_page_overlays_stored_runs():
+    page = str(Path(APP).parent / "app_pages" / "forecasts.py")
+    empty = AppTest.from_file(page, default_timeout=120)
+    empty.run()
+    assert not empty.exception and "No stored runs" in empty.info[0].value
+    from bgcore.cli import main
+    assert main(["baseline"]) == 0
+    at = AppTest.from_file(page, default_timeout=120)
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.multiselect(key="fc_runs").value) == 2
+    spec = at.get("plotly_chart")[0].proto.spec.replace(": ", ":")
+    assert '"name":"CGM"' in spec and '"name":"true glucose"' in spec
+    assert "persistence" in spec and "nightscout_ar2" in spec and "0.025-0.975" in spec  # band of persistence

@@ -1,0 +1,41 @@
+"""Forecasts page: the forecasts of stored runs from one origin, over the actual glucose."""
+
+import pandas as pd
+import streamlit as st
+
+from bgcore.data.datasets import load_dataset
+from bgcore.plots import forecast_figure
+from bgcore.store import list_runs, load_forecasts
+
+
+@st.cache_data(show_spinner="Loading forecasts ...", max_entries=8)
+def _forecasts(run_id: str) -> pd.DataFrame:
+    return load_forecasts(run_id)
+
+
+name = st.session_state.get("dataset", "virtual")
+units = st.session_state.get("units", "mmol/L")
+dataset = load_dataset(name)
+st.title("Forecasts")
+runs = {f"{r['model']} · {r['goal']} · {r['run_id'][-6:]}": r for r in list_runs(name)}
+if not runs:
+    st.info("No stored runs for this dataset yet: train one on the Train page or run `python -m bgcore baseline`.")
+    st.stop()
+chosen = st.multiselect("Runs", list(runs), default=list(runs)[:2], key="fc_runs")
+if not chosen:
+    st.stop()
+patients = sorted(set.intersection(*(set(runs[c]["patients"]) for c in chosen)))
+if not patients:
+    st.warning("The chosen runs have no patient in common.")
+    st.stop()
+patient = st.selectbox("Patient", patients, key="fc_patient")
+frames = {c: _forecasts(runs[c]["run_id"]) for c in chosen}
+mine = {c: f[f["patient_id"] == patient] for c, f in frames.items()}
+origins = sorted(set.intersection(*(set(m["origin"]) for m in mine.values())))
+origin = st.select_slider("Origin", options=origins, value=origins[len(origins) // 2], key="fc_origin",
+                          format_func=lambda t: pd.Timestamp(t).strftime("%a %d %b %H:%M"))
+history = dataset.patient(patient, start=pd.Timestamp(origin) - pd.Timedelta(hours=3),
+                          end=pd.Timestamp(origin) + pd.Timedelta(hours=2, minutes=5))
+at_origin = {c: m[m["origin"] == origin] for c, m in mine.items()}
+st.plotly_chart(forecast_figure(history, origin, at_origin, units=units, title=f"{patient}, forecasts from "
+                                f"{pd.Timestamp(origin):%H:%M}"), width="stretch")
