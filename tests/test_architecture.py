@@ -50,3 +50,9 @@ def test_streamlit_binds_to_localhost():
 def test_no_legacy_pages_directory():
     # Streamlit auto-discovers pages/ as a legacy multipage app, which routes direct links around app.py
     assert not (ROOT / "pages").exists()
+
+
+def test_server_defaults_are_safe():
+    config = (ROOT / ".streamlit" / "config.toml").read_text()
+    assert "enableXsrfProtection = true" in config and "maxUploadSize = 256" in config
+    assert '"cache"' in config.split("folderWatchBlacklist")[1].splitlines()[0]
