@@ -1,7 +1,6 @@
 """Train page: choose patients, goal and family, launch in the background, follow the jobs."""
 
 import json
-import time
 
 import streamlit as st
 
@@ -65,13 +64,12 @@ def job_panel():
     for job in jobs:
         spec = job["spec"]
         what = spec.get("family") or ", ".join(spec.get("families", []))
-        elapsed = (job["finished"] or time.time()) - (job["started"] or time.time())
         with st.container(border=True):
             cols = st.columns([4, 1])
             cols[0].markdown(f"**{job['kind']} · {spec['goal']} · {what}** — {job['status']} "
-                             f"({elapsed:.0f} s)")
+                             f"({job['elapsed_s']:.0f} s)")
             if job["status"] in ("queued", "running"):
-                eta = elapsed / job["progress"] - elapsed if job["progress"] > 0 else None
+                eta = job["eta_s"]
                 cols[0].progress(min(job["progress"], 1.0), text=job["message"] + (f" · about {eta:.0f} s left"
                                                                                      if eta else ""))
                 if cols[1].button("Cancel", key=f"cancel_{job['job_id']}"):

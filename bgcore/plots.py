@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .data.schema import convert_glucose
+from .evaluation.backtest import quantile_columns
 
 TARGET_RANGE_MGDL = (70.0, 180.0)
 
@@ -97,8 +98,7 @@ def forecast_figure(history: pd.DataFrame, origin, runs: dict[str, pd.DataFrame]
     for i, (label, rows) in enumerate(runs.items()):
         color = palette[i % len(palette)]
         times = origin + pd.to_timedelta(rows["horizon"], unit="m")
-        qcols = sorted((c for c in rows.columns if c.startswith("q") and c[1:].replace(".", "", 1).isdigit()),
-                       key=lambda c: float(c[1:]))
+        qcols, _ = quantile_columns(rows)
         if len(qcols) >= 2:
             fig.add_trace(go.Scatter(x=times, y=conv(rows[qcols[-1]]), mode="lines", line={"width": 0},
                                      showlegend=False, hoverinfo="skip"))

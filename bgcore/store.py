@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from .data.schema import DataError, validate_id
-from .paths import atomic_folder, cache_root, recover_folders
+from .paths import atomic_folder, cache_root, recover_folders, sha256_file
 
 MANIFEST = "manifest.json"
 FORECASTS = "forecasts.parquet"
@@ -50,9 +50,6 @@ def code_fingerprint() -> str:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, goal: str,
@@ -101,7 +98,7 @@ def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, go
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
         model_keys = sorted({*(models or {}), *(model_files or {})})
-        hashes = {str(p.relative_to(tmp)): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        hashes = {str(p.relative_to(tmp)): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         manifest = {**record, "card": card, "rows": len(forecasts), "models": model_keys, "sha256": hashes}
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, default=str))
     return record
@@ -127,7 +124,7 @@ def load_forecasts(run_id: str, verify: bool = False) -> pd.DataFrame:
     folder = runs_root() / validate_id(run_id, "run id")
     manifest = run_record(run_id)
     path = folder / FORECASTS
-    if verify and _sha256(path) != manifest["sha256"][FORECASTS]:
+    if verify and sha256_file(path) != manifest["sha256"][FORECASTS]:
         raise DataError("stored forecasts do not match their manifest hash", file=path)
     frame = pd.read_parquet(path)
     if len(frame) != manifest["rows"]:

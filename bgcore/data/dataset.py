@@ -9,6 +9,13 @@ import pandas as pd
 from .schema import validate_frame
 
 
+def select_patients(frame: pd.DataFrame, patient_ids) -> pd.DataFrame:
+    """Rows of `patient_ids` (a copy, index reset, unused patient categories dropped)."""
+    rows = frame[frame["patient_id"].isin([str(p) for p in patient_ids])].copy()
+    rows["patient_id"] = rows["patient_id"].cat.remove_unused_categories()
+    return rows.reset_index(drop=True)
+
+
 @dataclass
 class Dataset:
     """A cohort in the canonical form.
@@ -54,7 +61,5 @@ class Dataset:
         unknown = sorted(set(ids) - set(self.patient_ids))
         if unknown:
             raise KeyError(f"unknown patients in dataset {self.name!r}: {unknown[:5]}")
-        frame = self.frame[self.frame["patient_id"].isin(ids)].copy()
-        frame["patient_id"] = frame["patient_id"].cat.remove_unused_categories()
         patients = self.patients[self.patients["patient_id"].isin(ids)].reset_index(drop=True)
-        return Dataset(self.name, frame.reset_index(drop=True), patients, dict(self.info))
+        return Dataset(self.name, select_patients(self.frame, ids), patients, dict(self.info))

@@ -9,14 +9,13 @@ so a failed import leaves every earlier dataset as it was.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
-from ..paths import atomic_folder, cache_root, recover_folders
+from ..paths import atomic_folder, cache_root, recover_folders, sha256_file
 from .cohort import COHORT_NAME, load_cohort
 from .dataset import Dataset
 from .ingest import ImportReport, finalise, id_from_name
@@ -32,13 +31,6 @@ def datasets_root() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     return root
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def import_path(path, name: str | None = None, format: str = "auto", patient_id: str | None = None,
@@ -68,7 +60,7 @@ def import_path(path, name: str | None = None, format: str = "auto", patient_id:
         "name": name,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "source": str(path.resolve()),
-        "files": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sources],
+        "files": [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sources],
         "rows": len(frame),
         "patients": len(patients),
         "report": dataclasses.asdict(report),
@@ -77,7 +69,7 @@ def import_path(path, name: str | None = None, format: str = "auto", patient_id:
         frame.to_parquet(tmp / "data.parquet", index=False)
         patients.to_parquet(tmp / "patients.parquet", index=False)
         for stored in ("data.parquet", "patients.parquet"):
-            manifest[f"{stored}.sha256"] = _sha256(tmp / stored)
+            manifest[f"{stored}.sha256"] = sha256_file(tmp / stored)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))  # written last: marks the folder complete
     dataset.info = manifest
     return dataset, report
@@ -128,7 +120,7 @@ def load_dataset(name: str = COHORT_NAME, verify: bool = False) -> Dataset:
                         f"{MANIFEST_VERSION}", found=manifest.get("manifest_version"))
     if verify:
         for stored in ("data.parquet", "patients.parquet"):
-            if _sha256(folder / stored) != manifest[f"{stored}.sha256"]:
+            if sha256_file(folder / stored) != manifest[f"{stored}.sha256"]:
                 raise DataError("stored file does not match its manifest hash", file=folder / stored)
     frame = pd.read_parquet(folder / "data.parquet")
     if len(frame) != manifest["rows"]:

@@ -33,7 +33,7 @@ def fill_past(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(filled), filled, first)
 
 
-def on_board(amounts: np.ndarray, remaining) -> np.ndarray:
+def on_board_at_origin(amounts: np.ndarray, remaining) -> np.ndarray:
     """Insulin or carbs on board at the origin from the context window (NaN doses count as 0)."""
     steps = min(ACTION_STEPS, amounts.shape[1])
     kernel = remaining(np.arange(steps) * STEP_MINUTES)
@@ -64,7 +64,7 @@ def batch_features(batch: ContextBatch, covariates: bool = True) -> tuple[np.nda
     cols.append(np.isfinite(cgm[:, -12:]).mean(axis=1))
     names.append("present60")
     if covariates:
-        cols += [on_board(batch.insulin, insulin_remaining), on_board(batch.carbs, carbs_remaining)]
+        cols += [on_board_at_origin(batch.insulin, insulin_remaining), on_board_at_origin(batch.carbs, carbs_remaining)]
         names += ["iob", "cob"]
         for w in SUMS:
             cols += [np.nansum(batch.insulin[:, -w:], axis=1), np.nansum(batch.carbs[:, -w:], axis=1)]

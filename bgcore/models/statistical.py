@@ -17,7 +17,7 @@ from ..data.features import carbs_remaining, insulin_remaining
 from ..data.schema import DataError
 from ..evaluation.reference import ForecastArrays, NightscoutAR2, Persistence
 from .base import Forecaster
-from .features import fill_past, on_board, training_examples
+from .features import fill_past, on_board_at_origin, training_examples
 from .registry import register
 
 
@@ -74,17 +74,22 @@ class Naive(_Statistical):
         self.model_.pooled_, self.model_.steps_ = data["pooled"], self.steps_
 
 
+class _Stateless(_Statistical):
+    """Rules that learn nothing: they forecast any patient from its context alone."""
+
+    _tags = {"scope": "global", "min_train_steps": 2}
+
+    def _fit(self, train):
+        pass
+
+
 @register
-class WindowMean(_Statistical):
+class WindowMean(_Stateless):
     """Mean of the last `window` readings."""
 
     name = "mean"
     _defaults = {"window": 12}
     _grid = {"window": [3, 6, 12, 24, 72]}
-    _tags = {"scope": "global", "min_train_steps": 2}
-
-    def _fit(self, train):
-        pass
 
     def _predict(self, batch):
         with warnings.catch_warnings():
@@ -94,16 +99,12 @@ class WindowMean(_Statistical):
 
 
 @register
-class Drift(_Statistical):
+class Drift(_Stateless):
     """Straight line through the first and last of the last `window` readings, extended."""
 
     name = "drift"
     _defaults = {"window": 6}
     _grid = {"window": [2, 3, 6, 12, 24]}
-    _tags = {"scope": "global", "min_train_steps": 2}
-
-    def _fit(self, train):
-        pass
 
     def _predict(self, batch):
         recent = fill_past(batch.cgm[:, -self.window:])
@@ -112,14 +113,11 @@ class Drift(_Statistical):
 
 
 @register
-class SeasonalNaive(_Statistical):
+class SeasonalNaive(_Stateless):
     """The reading one day before the target time (daily seasonality)."""
 
     name = "seasonal_naive"
-    _tags = {"scope": "global", "min_history_steps": 288, "min_train_steps": 2}
-
-    def _fit(self, train):
-        pass
+    _tags = {"min_history_steps": 288}
 
     def _predict(self, batch):
         filled = fill_past(batch.cgm)
@@ -128,14 +126,10 @@ class SeasonalNaive(_Statistical):
 
 
 @register
-class NightscoutAR2Forecaster(_Statistical):
+class NightscoutAR2Forecaster(_Stateless):
     """Nightscout's AR2 (log-space AR(2) around 140 mg/dL), what CGM users already see."""
 
     name = "nightscout_ar2"
-    _tags = {"scope": "global", "min_train_steps": 2}
-
-    def _fit(self, train):
-        pass
 
     def _predict(self, batch):
         return NightscoutAR2().predict_arrays(batch, self.steps_)
@@ -342,8 +336,8 @@ class ARX(_Statistical):
     def _design(self, batch):
         y = fill_past(batch.cgm)
         lags = y[:, -self.lags:] - y[:, -1:]
-        return np.column_stack([np.ones(len(y)), lags, on_board(batch.insulin, insulin_remaining),
-                                on_board(batch.carbs, carbs_remaining) / 10.0])
+        return np.column_stack([np.ones(len(y)), lags, on_board_at_origin(batch.insulin, insulin_remaining),
+                                on_board_at_origin(batch.carbs, carbs_remaining) / 10.0])
 
     def _fit(self, train):
         batch, targets = training_examples(train, self.steps_, 72, stride_steps=3)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ..data.dataset import Dataset
+from ..data.dataset import Dataset, select_patients
 from ..data.datasets import load_dataset
 from ..data.schema import DataError
 from ..data.splits import holdout_patients, temporal_split
@@ -26,11 +26,6 @@ from ..store import load_model, run_record, save_run
 
 GOALS = ("single", "multi", "multi_holdout", "finetune")
 
-
-def _subset(frame: pd.DataFrame, patients) -> pd.DataFrame:
-    rows = frame[frame["patient_id"].isin(list(patients))].copy()
-    rows["patient_id"] = rows["patient_id"].cat.remove_unused_categories()
-    return rows.reset_index(drop=True)
 
 
 @dataclass
@@ -146,9 +141,9 @@ def fit_and_backtest(goal: str, family: str, params: dict | None = None, patient
             report((i + 1) / len(patients), f"{family} {goal}: {pid} done")
 
     if goal == "single":
-        per_patient(lambda pid, part: cls(**params).fit(_subset(parts["train"], [pid]), protocol.horizons_min,
+        per_patient(lambda pid, part: cls(**params).fit(select_patients(parts["train"], [pid]), protocol.horizons_min,
                                                         progress=part, cancel=stop,
-                                                        validation=_subset(parts["validation"], [pid])))
+                                                        validation=select_patients(parts["validation"], [pid])))
     elif goal in ("multi", "multi_holdout"):
         fit_on, score_on = patients, patients
         if goal == "multi_holdout":
@@ -161,8 +156,8 @@ def fit_and_backtest(goal: str, family: str, params: dict | None = None, patient
             if not fit_on or not score_on:
                 raise DataError("patient holdout needs training and held-out patients among those selected",
                                 expected=f"some of the held-out patients {held}", found=patients)
-        model = cls(**params).fit(_subset(parts["train"], fit_on), protocol.horizons_min, progress=report,
-                                  cancel=stop, validation=_subset(parts["validation"], fit_on))
+        model = cls(**params).fit(select_patients(parts["train"], fit_on), protocol.horizons_min, progress=report,
+                                  cancel=stop, validation=select_patients(parts["validation"], fit_on))
         models["all"] = model
         evaluate(model, score_on)
         report(1.0, f"{family} {goal}: scored {len(score_on)} patients")
@@ -177,7 +172,7 @@ def fit_and_backtest(goal: str, family: str, params: dict | None = None, patient
             raise DataError(f"{family} does not support fine-tuning", column="family")
         base = load_model(parent, "all")
         params = {**base.get_params(), **params}
-        per_patient(lambda pid, part: base.fine_tune(_subset(parts["train"], [pid]), progress=part, cancel=stop))
+        per_patient(lambda pid, part: base.fine_tune(select_patients(parts["train"], [pid]), progress=part, cancel=stop))
 
     if not forecasts:
         raise DataError(f"every patient failed to train: {next(iter(errors.values())).splitlines()[0]}",

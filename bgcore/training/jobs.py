@@ -23,7 +23,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 from ..evaluation.scoring import score_patients
 from ..paths import cache_root
-from ..models import registry
 from ..models.search import configurations
 from ..store import load_forecasts
 from .goals import remote_task, store_result, train
@@ -99,14 +98,17 @@ class JobManager:
             self._cancel[job_id].set()
 
     def status(self, job_id: str) -> dict | None:
-        """Plain-data state of a job (status, progress, message, error, run ids, and tasks for sweeps)."""
+        """Plain-data state of a job (status, progress, message, error, run ids, timing, and tasks for sweeps)."""
         job = self.db.job(job_id)
-        if job is not None and job["kind"] == "sweep":
-            job["tasks"] = self.db.tasks(job_id)
+        if job is not None:
+            job = _with_timing(job)
+            if job["kind"] == "sweep":
+                job["tasks"] = self.db.tasks(job_id)
         return job
 
     def jobs(self) -> list[dict]:
-        return self.db.jobs()
+        """Every job, oldest first, with ``elapsed_s`` and ``eta_s`` (None when unknown)."""
+        return [_with_timing(j) for j in self.db.jobs()]
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict:
         """Block until a job ends (tests, CLI); returns its status."""
@@ -199,7 +201,6 @@ class JobManager:
                 key, t = task["task_key"], task["spec"]
                 self.db.update_task(job_id, key, status="running", started=time.time())
                 try:
-                    registry.get(t["family"])
                     finished(key, train(t["goal"], t["family"], t["params"], t["patients"], t["dataset"],
                                         cancel=cancel, progress=self._progress(job_id, i / len(todo), 1 / len(todo))))
                 except InterruptedError:
@@ -233,6 +234,14 @@ class JobManager:
                 failure(key, exc)
             done += 1
             self.db.update_job(job_id, progress=done / len(todo), message=f"{done}/{len(todo)} sub-tasks on the cluster")
+
+
+def _with_timing(job: dict) -> dict:
+    """Add elapsed seconds and a linear estimate of the seconds left from the progress."""
+    started = job["started"]
+    elapsed = ((job["finished"] or time.time()) - started) if started else 0.0
+    running = job["status"] == "running" and 0 < job["progress"] < 1
+    return {**job, "elapsed_s": elapsed, "eta_s": elapsed / job["progress"] - elapsed if running else None}
 
 
 _MANAGERS: dict[str, JobManager] = {}
