@@ -5,7 +5,7 @@ import streamlit as st
 
 from bgcore.data.datasets import load_dataset
 from bgcore.plots import forecast_figure
-from bgcore.store import list_runs, load_forecasts
+from bgcore.store import list_runs, load_forecasts, weights_lines
 
 
 @st.cache_data(show_spinner="Loading forecasts ...", max_entries=8)
@@ -39,3 +39,8 @@ history = dataset.patient(patient, start=pd.Timestamp(origin) - pd.Timedelta(hou
 at_origin = {c: m[m["origin"] == origin] for c, m in mine.items()}
 st.plotly_chart(forecast_figure(history, origin, at_origin, units=units, title=f"{patient}, forecasts from "
                                 f"{pd.Timestamp(origin):%H:%M}"), width="stretch")
+for c in chosen:
+    lines = weights_lines(runs[c])
+    if lines:
+        with st.expander(f"Weights of {c}"):
+            st.text("\n".join(lines[:50]))

@@ -33,3 +33,12 @@ def report(rows: list[dict], title: str, as_json: bool, repeat: int) -> int:
         print(f"{title} ({os.cpu_count()} CPUs, best of {repeat})")
         print(table.to_string(index=False))
     return 0 if all(r["ok"] is not False for r in rows) else 1
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A DataFrame as a GitHub markdown table (no tabulate dependency)."""
+    cols = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join("" if pd.isna(v) else str(v) for v in row) + " |")
+    return "\n".join(lines)

@@ -23,7 +23,7 @@ from .evaluation.leaderboard import build_leaderboard
 from .evaluation.protocol import DEFAULT_PROTOCOL, data_fingerprint
 from .evaluation.reference import REFERENCES
 from .evaluation.scoring import score_patients
-from .store import list_runs, load_forecasts, run_record, save_run
+from .store import list_runs, load_forecasts, run_record, save_run, weights_lines
 
 
 def _print_json(value) -> None:
@@ -126,8 +126,9 @@ def _cmd_families(args) -> int:
     if args.json:
         _print_json(rows)
         return 0
-    table = pd.DataFrame(rows)[["name", "family", "scope", "covariates", "probabilistic", "fine_tune",
-                                "min_history_min", "available", "reason", "summary"]]
+    table = pd.DataFrame(rows)[["name", "family", "scope", "covariates", "probabilistic", "fine_tune", "zero_shot",
+                                "from_scratch", "needs_user_weights", "remote", "min_history_min", "available",
+                                "reason", "summary"]]
     print(table.to_string(index=False, max_colwidth=70))
     return 0
 
@@ -240,8 +241,30 @@ def _cmd_show(args) -> int:
     print(f"{'protocol':>12}: {record['card']['gap_rule']['text']}; {record['card']['n_origins']} origins")
     for h in DEFAULT_PROTOCOL.headline_min:
         print(f"{'RMSE@' + str(h):>12}: {head[f'rmse{h}']:.2f} mg/dL (skill {head[f'skill{h}']:.3f})")
+    for line in weights_lines(record)[:10]:
+        print(f"{'weights':>12}: {line}")
     for pid, error in record.get("errors", {}).items():
         print(f"{'failed':>12}: {pid}: {error.splitlines()[0]}")
+    return 0
+
+
+def _cmd_pretrain(args) -> int:
+    from .models.foundation.pretrain import pretrain_dfm
+    command = "python -m bgcore pretrain " + " ".join(args.argv)
+    last = [-1.0]
+
+    def show(fraction, message):
+        if fraction - last[0] >= 0.05 or fraction >= 1:
+            last[0] = fraction
+            print(f"{100 * fraction:5.1f} %  {message}", flush=True)
+
+    card = pretrain_dfm(args.name, args.size, args.steps, args.batch_size, args.lr, args.seed, args.patients,
+                        args.days, args.dataset, out=args.out, command=command, progress=None if args.json else show)
+    if args.json:
+        _print_json({k: v for k, v in card.items() if k != "loss_history"})
+    else:
+        print(f"wrote {card['folder']}: {card['parameters']:,} parameters, {card['steps']} steps in "
+              f"{card['train_seconds']} s, loss {card['loss_first']:.3f} -> {card['loss_last']:.3f}")
     return 0
 
 
@@ -303,6 +326,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_families)
 
+    p = sub.add_parser("pretrain", help="pretrain a diabetes foundation model (DFM) from scratch")
+    p.add_argument("--name", default="dfm-small", help="checkpoint name, stored in cache/weights/NAME")
+    p.add_argument("--size", default="small", choices=("tiny", "small", "base"))
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patients", type=int, default=100, help="virtual patients in the corpus")
+    p.add_argument("--days", type=int, default=14, help="days per virtual patient")
+    p.add_argument("--dataset", action="append", default=[], help="add the train parts of an imported dataset")
+    p.add_argument("--out", help="write the checkpoint here instead of cache/weights/NAME")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_pretrain)
+
     p = sub.add_parser("datasets", help="list stored datasets")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_datasets)
@@ -310,7 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[argv.index(args.command) + 1:] if args.command in argv else []
     try:
         return args.func(args)
     except (DataError, ValueError) as exc:

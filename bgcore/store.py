@@ -24,7 +24,8 @@ from .paths import atomic_folder, cache_root, recover_folders, sha256_file
 MANIFEST = "manifest.json"
 FORECASTS = "forecasts.parquet"
 RUN_FIELDS = ("run_id", "created", "dataset", "model", "family", "goal", "params", "patients", "parent_run",
-              "protocol_key", "data_fingerprint", "code_fingerprint", "status", "errors", "seconds", "models")
+              "protocol_key", "data_fingerprint", "code_fingerprint", "status", "errors", "seconds", "models",
+              "weights")
 
 
 def runs_root() -> Path:
@@ -55,7 +56,7 @@ def code_fingerprint() -> str:
 def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, goal: str,
              params: dict | None = None, parent_run: str | None = None, run_id: str | None = None,
              protocol_key: str | None = None, models: dict | None = None, errors: dict | None = None,
-             seconds: float | None = None, model_files: dict | None = None) -> dict:
+             seconds: float | None = None, model_files: dict | None = None, weights: dict | None = None) -> dict:
     """Store a run's forecasts with its protocol card (and fitted models); return the run record.
 
     Parameters
@@ -67,6 +68,8 @@ def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, go
         Patients (or parts) that failed, with their error; the run's status is then ``partial``.
     model_files : dict, optional
         Saved models as ``{key: {relative path: bytes}}`` (what a remote worker returns).
+    weights : dict, optional
+        Foundation models: the weights each model runs on and what was trained on top.
     """
     run_id = validate_id(run_id or new_run_id(model), "run id")
     record = {
@@ -85,6 +88,7 @@ def save_run(forecasts: pd.DataFrame, card: dict, *, model: str, family: str, go
         "status": "partial" if errors else "finished",
         "errors": errors or {},
         "seconds": seconds,
+        "weights": weights or {},
     }
     with atomic_folder(runs_root() / run_id) as tmp:
         forecasts.to_parquet(tmp / FORECASTS, index=False)
@@ -150,3 +154,12 @@ def load_model(run_id: str, key: str = "all"):
         raise DataError(f"run {run_id!r} stores no model {key!r}", expected=", ".join(record.get("models", [])) or
                         "a run with stored models")
     return Forecaster.load(runs_root() / run_id / "models" / validate_id(key, "model key"))
+
+
+def weights_lines(record: dict) -> list[str]:
+    """One line per model of a run that runs on pretrained weights: where they come from, what was trained."""
+    lines = []
+    for key, info in sorted((record.get("weights") or {}).items()):
+        trained = "; ".join(info.get("lineage", [])[1:]) or "used as they are (zero-shot)"
+        lines.append(f"{key}: {info.get('description', info.get('spec'))} — {trained}")
+    return lines

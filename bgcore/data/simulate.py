@@ -130,14 +130,14 @@ def _seed(seed: int, subject: str, variant: int, *extra: int) -> np.random.SeedS
     return np.random.SeedSequence([seed, SUBJECTS.index(subject), variant, *extra])
 
 
-def meal_schedule(subject: str, days: int, seed: int, variant: int = 0) -> pd.DataFrame:
+def meal_schedule(subject: str, days: int, seed: int, variant: int = 0, meal_factor: float = 1.0) -> pd.DataFrame:
     """Planned meals: minute from start, true carbs, announcement, bolus delay and carb estimate.
 
     Each day has its own random stream, so the first N days do not depend on how many days
     are simulated.
     """
     group = subject.split("#")[0]
-    scale = BEHAVIOUR[group].meal_scale
+    scale = BEHAVIOUR[group].meal_scale * meal_factor
     rows = []
     for day in range(days):
         rng = np.random.default_rng(_seed(seed, subject, variant, 1, day))
@@ -177,7 +177,8 @@ def sensor_gaps(subject: str, days: int, seed: int, variant: int = 0) -> np.ndar
 
 
 def simulate_patient(subject: str, days: int, seed: int = 0, variant: int = 0,
-                     start: pd.Timestamp = DEFAULT_START) -> pd.DataFrame:
+                     start: pd.Timestamp = DEFAULT_START, physiology: dict | None = None,
+                     meal_factor: float = 1.0, patient_id: str | None = None) -> pd.DataFrame:
     """Simulate one virtual patient on the 5-minute grid.
 
     Parameters
@@ -191,6 +192,13 @@ def simulate_patient(subject: str, days: int, seed: int = 0, variant: int = 0,
     variant : int
         Another life of the same physiology (different meals, behaviour and sensor noise);
         variant 0 is the embedded cohort's.
+    physiology : dict, optional
+        Multiplicative factors on simglucose parameters (e.g. ``{"Vmx": 1.2, "kabs": 0.8}``):
+        a new virtual patient near the subject (the pretraining population).
+    meal_factor : float
+        Scales every meal.
+    patient_id : str, optional
+        Id of the result (default ``subject`` or ``subject.v<variant>``).
 
     Returns
     -------
@@ -199,6 +207,8 @@ def simulate_patient(subject: str, days: int, seed: int = 0, variant: int = 0,
     """
     Action, T1DPatient, CGMNoise = _import_simglucose()
     params, init_state, quest = subject_params(subject)
+    for key, factor in (physiology or {}).items():
+        setattr(params, key, getattr(params, key) * float(factor))
     group = subject.split("#")[0]
     habit = BEHAVIOUR[group]
     sensor = _tables()[2].set_index("Name").loc[SENSOR]
@@ -208,7 +218,7 @@ def simulate_patient(subject: str, days: int, seed: int = 0, variant: int = 0,
     patient = T1DPatient(params, init_state=init_state.copy())
 
     lost = sensor_gaps(subject, days, seed, variant)
-    meals = meal_schedule(subject, days, seed, variant)
+    meals = meal_schedule(subject, days, seed, variant, meal_factor)
     eat_at = dict(zip(meals["minute"], meals["carbs"]))
     due_boluses: dict[int, float] = {}  # control step -> carbs estimate to bolus for
     for m in meals.itertuples():
@@ -263,7 +273,7 @@ def simulate_patient(subject: str, days: int, seed: int = 0, variant: int = 0,
     label = -(-np.arange(minutes) // STEP_MINUTES)
     keep = label < n_steps
     insulin = np.bincount(label[keep], weights=insulin_per_min[keep], minlength=n_steps)
-    pid = subject if variant == 0 else f"{subject}.v{variant}"
+    pid = patient_id or (subject if variant == 0 else f"{subject}.v{variant}")
     return pd.DataFrame({
         "patient_id": pid,
         "time": start + np.arange(n_steps) * STEP,

@@ -50,6 +50,9 @@ class Forecaster:
         "probabilistic": False,    # returns quantiles
         "fine_tune": False,
         "zero_shot": False,
+        "from_scratch": False,     # can be (pre)trained from random weights by bgcore
+        "needs_user_weights": False,  # runs only on published weights the user has locally
+        "remote": False,           # sends data to a hosted service (needs the user's API key)
         "min_history_steps": 2,    # context steps the forecaster needs at each origin
         "min_train_steps": 288,    # training steps it needs (per patient for local models)
         "needs_torch": False,
@@ -85,6 +88,19 @@ class Forecaster:
     def get_test_params(cls) -> dict:
         """Tiny settings for the contract suite (fast on a few days of data)."""
         return {}
+
+    def set_params(self, **params) -> "Forecaster":
+        """Change hyper-parameters in place (fitted state is kept: e.g. fine-tune settings of a loaded model)."""
+        unknown = set(params) - set(self._defaults)
+        if unknown:
+            raise TypeError(f"{self.name}: unknown parameters {sorted(unknown)}; expected {sorted(self._defaults)}")
+        for key, value in params.items():
+            setattr(self, key, value)
+        return self
+
+    def weights_info(self) -> dict | None:
+        """Which pretrained weights a fitted model runs on (foundation families), else None."""
+        return None
 
     def clone(self, **changes) -> "Forecaster":
         return type(self)(**{**self.get_params(), **changes})

@@ -41,6 +41,7 @@ class TrainResult:
     models: dict
     errors: dict
     seconds: float
+    weights: dict | None = None  # foundation models: which weights each model runs on (`weights_info`)
 
 
 def train(goal: str, family: str, params: dict | None = None, patients=None, dataset: str | Dataset = "virtual",
@@ -62,7 +63,8 @@ def store_result(result: "TrainResult", protocol: Protocol = DEFAULT_PROTOCOL, m
     """Store a training result as a run (models as objects, or as files returned by a remote worker)."""
     return save_run(result.forecasts, result.card, model=result.family, family=registry.get(result.family).get_tags()[
         "family"], goal=result.goal, params=result.params, parent_run=result.parent, protocol_key=protocol.key(),
-        models=result.models, model_files=model_files, errors=result.errors, seconds=result.seconds)
+        models=result.models, model_files=model_files, errors=result.errors, seconds=result.seconds,
+        weights=result.weights)
 
 
 def remote_task(spec: dict) -> dict:
@@ -170,8 +172,8 @@ def fit_and_backtest(goal: str, family: str, params: dict | None = None, patient
                             found=f"{record['goal']} {record['model']}")
         if not cls.get_tags()["fine_tune"]:
             raise DataError(f"{family} does not support fine-tuning", column="family")
-        base = load_model(parent, "all")
-        params = {**base.get_params(), **params}
+        base = load_model(parent, "all").set_params(**params)  # e.g. another finetune_mode than the parent's
+        params = base.get_params()
         per_patient(lambda pid, part: base.fine_tune(select_patients(parts["train"], [pid]), progress=part, cancel=stop))
 
     if not forecasts:
@@ -182,4 +184,6 @@ def fit_and_backtest(goal: str, family: str, params: dict | None = None, patient
         set(table["patient_id"].astype(str))))
     table = table.sort_values(["patient_id", "origin", "horizon"], ignore_index=True)
     card = {**card, "n_origins": int(len(table) // len(protocol.horizons_min))}
-    return TrainResult(goal, family, params, parent, table, card, models, errors, time.perf_counter() - started)
+    weights = {key: info for key, model in models.items() if (info := model.weights_info()) is not None}
+    return TrainResult(goal, family, params, parent, table, card, models, errors, time.perf_counter() - started,
+                       weights or None)

@@ -92,6 +92,14 @@ class JobManager:
         self.db.add_tasks(job_id, tasks)
         return self._submit("sweep", spec, self._run_sweep, job_id=job_id, exists=True)
 
+    def submit_pretrain(self, name: str = "dfm-small", **settings) -> str:
+        """Queue the pretraining of a diabetes foundation model (see `pretrain_dfm` for `settings`)."""
+        from ..models.foundation.weights import NAME
+        if not NAME.match(str(name)):
+            raise ValueError(f"checkpoint name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+        spec = {"name": name, **settings, "goal": "pretrain", "family": "dfm", "dataset": None}
+        return self._submit("pretrain", spec, self._run_pretrain)
+
     def cancel(self, job_id: str) -> None:
         """Ask a job to stop at its next check (between patients, epochs or grid points)."""
         if job_id in self._cancel:
@@ -174,6 +182,13 @@ class JobManager:
         self._index(record, job_id)
         message = f"run {record['run_id']} {record['status']}"
         return ("partial" if record["status"] == "partial" else "finished"), message, [record["run_id"]]
+
+    def _run_pretrain(self, job_id, spec):
+        from ..models.foundation.pretrain import pretrain_dfm
+        settings = {k: v for k, v in spec.items() if k not in ("goal", "family", "dataset")}
+        card = pretrain_dfm(**settings, progress=self._progress(job_id), cancel=self._cancel[job_id].is_set)
+        return "finished", (f"weights {card['name']} written: {card['parameters']:,} parameters, {card['steps']} "
+                            f"steps, loss {card['loss_first']:.3f} -> {card['loss_last']:.3f}"), []
 
     def _run_sweep(self, job_id, spec):
         cancel = self._cancel[job_id].is_set

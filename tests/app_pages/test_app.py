@@ -111,3 +111,20 @@ def test_forecasts_page_overlays_stored_runs():
     spec = at.get("plotly_chart")[0].proto.spec.replace(": ", ":")
     assert '"name":"CGM"' in spec and '"name":"true glucose"' in spec
     assert "persistence" in spec and "nightscout_ar2" in spec and "0.025-0.975" in spec  # band of persistence
+
+
+def test_train_page_says_where_foundation_weights_come_from_and_checks_pretrain_names():
+    page = str(Path(APP).parent / "app_pages" / "train.py")
+    at = AppTest.from_file(page, default_timeout=120)
+    at.run()
+    options = at.selectbox(key="train_family").options
+    assert "dfm" in options and "ttm" in options and "chronos2" not in options  # no Chronos-2 weights here
+    at.selectbox(key="train_family").set_value("dfm").run()
+    assert not at.exception, at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "Weights: loads dfm-small (checkpoint shipped with bgcore" in captions
+    assert "chronos2 (weights 'amazon/chronos-2' not found locally" in captions
+    assert "timegpt (no Nixtla API key" in captions
+    at.text_input(key="pre_name").set_value("../evil")
+    at.button(key="pre_launch").click().run()
+    assert not at.exception and "checkpoint name" in at.error[0].value

@@ -11,7 +11,9 @@ from bgcore.models import registry
 from bgcore.models.base import Forecaster, NotFittedError
 from tests.conftest import make_frame
 
-FAMILIES = registry.list(available_only=True)
+# Foundation families get tiny project-built weights from get_test_params; hosted (remote) families are
+# tested against a local test server in tests/models/test_timegpt.py.
+FAMILIES = [cls for cls in registry.list(installed_only=True) if not cls.get_tags()["remote"]]
 IDS = [cls.name for cls in FAMILIES]
 
 
@@ -127,8 +129,12 @@ def test_clear_errors_for_missing_covariates_and_short_history(cls, frame, split
             cls(**cls.get_test_params()).fit(no_insulin)
     else:
         cls(**cls.get_test_params()).fit(no_insulin)
-    with pytest.raises(DataError, match="needs at least"):
-        cls(**cls.get_test_params()).fit(train.groupby("patient_id", observed=True).head(1).reset_index(drop=True))
+    one_row = train.groupby("patient_id", observed=True).head(1).reset_index(drop=True)
+    if cls.get_tags()["min_train_steps"] > 1:
+        with pytest.raises(DataError, match="needs at least"):
+            cls(**cls.get_test_params()).fit(one_row)
+    else:  # zero-shot only: nothing to learn, any train frame will do
+        cls(**cls.get_test_params()).fit(one_row)
     model = fitted(cls, train)
     with pytest.raises(DataError, match="steps of context"):
         model.predict_arrays(context_batch(frame, rows, 1))

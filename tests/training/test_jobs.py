@@ -182,3 +182,12 @@ def test_sweep_on_a_local_dask_cluster(cache_dir):
     from bgcore.store import load_model
     assert load_model(naive["run_id"], naive["patients"][0]).is_fitted_  # model files written by the app process
     assert len(RunDB().runs("virtual")) == 4
+
+
+def test_pretraining_runs_as_a_background_job(manager, cache_dir):
+    job = manager.submit_pretrain("dfm-job", size="tiny", steps=3, batch_size=8, n_patients=2, days=1)
+    state = manager.wait(job, timeout=300)
+    assert state["status"] == "finished" and "weights dfm-job written" in state["message"]
+    assert (cache_dir / "weights" / "dfm-job" / "model.safetensors").is_file()
+    with pytest.raises(ValueError, match="checkpoint name"):
+        manager.submit_pretrain("../outside")

@@ -1,0 +1,1 @@
+"""Foundation-model families: Chronos (the DFM, Chronos-2, Chronos-Bolt, Chronos T5), their weights and pretraining."""
