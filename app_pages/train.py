@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from bgcore.data.datasets import load_dataset
+from bgcore.data.datasets import list_datasets, load_dataset
 from bgcore.models.registry import describe, family_details
 from bgcore.store import list_runs
 from bgcore.training.jobs import get_manager
@@ -32,6 +32,8 @@ details = family_details(family)
 right.caption(f"{info['family']} · {info['scope']} · covariates: {info['covariates'] or 'none'} · {info['summary']}")
 if details["weights"]:
     right.caption(f"Weights: {details['weights']}")
+if details["tags"].get("cost"):
+    right.caption(f"Cost: {details['tags']['cost']}")
 if details["tags"]["remote"]:
     right.warning("This family sends each forecast origin's CGM to a hosted service.")
 unavailable = [f"{f['name']} ({f['reason']})" for f in families if not f["available"]]
@@ -70,9 +72,13 @@ with st.expander("Pretrain a diabetes foundation model (DFM) from scratch"):
     pre_size = cols[1].selectbox("Size", ["tiny", "small", "base"], index=1, key="pre_size")
     pre_steps = cols[2].number_input("Steps", 10, 20000, 500, step=100, key="pre_steps")
     pre_patients = cols[3].number_input("Virtual patients", 2, 1000, 100, step=10, key="pre_patients")
+    imported = [d["name"] for d in list_datasets() if d["name"] != "virtual"]
+    pre_datasets = st.multiselect("Add the train parts of imported datasets", imported, key="pre_datasets",
+                                  help="Only the train part of each patient is used, never validation or test.")
     if st.button("Pretrain", key="pre_launch"):
         try:
-            job = manager.submit_pretrain(pre_name, size=pre_size, steps=int(pre_steps), n_patients=int(pre_patients))
+            job = manager.submit_pretrain(pre_name, size=pre_size, steps=int(pre_steps), n_patients=int(pre_patients),
+                                          datasets=list(pre_datasets))
         except ValueError as exc:
             st.error(str(exc))
         else:

@@ -53,6 +53,7 @@ class Forecaster:
         "from_scratch": False,     # can be (pre)trained from random weights by bgcore
         "needs_user_weights": False,  # runs only on published weights the user has locally
         "remote": False,           # sends data to a hosted service (needs the user's API key)
+        "cost": "",                # a note on unusual compute cost, shown where the family is picked
         "min_history_steps": 2,    # context steps the forecaster needs at each origin
         "min_train_steps": 288,    # training steps it needs (per patient for local models)
         "needs_torch": False,

@@ -12,7 +12,8 @@ import importlib.util
 _REGISTRY: dict[str, type] = {}
 MODULES = ("bgcore.models.statistical", "bgcore.models.ml", "bgcore.models.deep", "bgcore.models.sktime_ltsf",
            "bgcore.models.ptf", "bgcore.models.foundation.chronos",
-           "bgcore.models.foundation.hf_models", "bgcore.models.foundation.moirai",
+           "bgcore.models.foundation.hf_models", "bgcore.models.foundation.lag_llama",
+           "bgcore.models.foundation.moirai",
            "bgcore.models.foundation.timegpt")
 
 

@@ -244,3 +244,14 @@ def test_moirai_config_cannot_name_arbitrary_classes(cache_dir):
         registry.get("moirai")(weights="moirai-evil").fit(make_frame(days=2))
     with pytest.raises(DataError, match="not a Moirai model"):
         registry.get("moirai")(weights=str(tiny_checkpoint())).fit(make_frame(days=2))
+
+
+def test_lag_llama_limits_and_refusals(parts):
+    cls = registry.get("lag_llama")
+    assert cls.get_tags()["cost"] and cls.get_tags()["probabilistic"]
+    with pytest.raises(DataError, match="limited to 100"):
+        cls(**{**cls.get_test_params(), "num_samples": 1000}).fit(parts["train"])
+    with pytest.raises(DataError, match="exceed the protocol"):
+        cls(**{**cls.get_test_params(), "context_steps": 200}).fit(parts["train"])
+    with pytest.raises(DataError, match="published checkpoint is a pickle"):
+        cls(weights="lag-llama").fit(parts["train"])

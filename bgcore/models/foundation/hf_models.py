@@ -123,8 +123,7 @@ class _HFForecaster(Forecaster):
             if self._cancelled():
                 raise InterruptedError(f"{self.name} {label} cancelled")
             idx = torch.from_numpy(rng.integers(0, len(y), min(self.batch_size, len(y))))
-            point, quantiles = self._forward(net, past_t[idx], mask_t[idx])
-            loss = _masked_loss(torch, point, quantiles, y[idx], ok[idx], self._levels())
+            loss = self._loss(net, past_t[idx], mask_t[idx], y[idx], ok[idx])
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -142,6 +141,11 @@ class _HFForecaster(Forecaster):
 
     def _levels(self):
         return None
+
+    def _loss(self, net, past, mask, y, ok):
+        """Training loss of one batch: masked squared error (+ pinball loss for quantile heads)."""
+        point, quantiles = self._forward(net, past, mask)
+        return _masked_loss(_torch(), point, quantiles, y, ok, self._levels())
 
     # --- predict ------------------------------------------------------------------------
     def _predict(self, batch):
