@@ -54,6 +54,8 @@ def server(cache_dir):
 
 def test_served_app_cohort_units_and_leaderboard(server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
+    tmp_path = Path(os.environ.get("BGCORE_SCREENSHOTS") or tmp_path)  # set it to keep and look at the screenshots
+    tmp_path.mkdir(parents=True, exist_ok=True)
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -82,6 +84,16 @@ def test_served_app_cohort_units_and_leaderboard(server, tmp_path):
             expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(tmp_path / f"{name.lower()}.png"))
+        # upload a file on the Import page: checked, previewed, then stored and selected
+        page.get_by_role("link", name="Import").click()
+        expect(page.get_by_role("heading", name="Import")).to_be_visible(timeout=60_000)
+        page.locator('input[type="file"]').set_input_files(str(ROOT / "tests" / "fixtures" / "libre_us.csv"))
+        expect(page.get_by_text("ready to import")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("format: libre")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(tmp_path / "import.png"))
+        page.get_by_role("button", name="Store dataset").click()
+        expect(page.get_by_text("Stored dataset 'libre_us'")).to_be_visible(timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
         # a direct link to a page still runs the entry point: navigation and the shared sidebar are there
         fresh = browser.new_page()
         fresh.goto(server + "/leaderboard", wait_until="domcontentloaded")

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
+import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from .cohort import COHORT_NAME, load_cohort
 from .dataset import Dataset
 from .ingest import ImportReport, finalise, id_from_name
 from .loaders import read_path
+from .loaders.nightscout import is_folder as is_nightscout_folder
 from .schema import DataError, validate_id
 
 MANIFEST = "manifest.json"
@@ -128,3 +132,77 @@ def load_dataset(name: str = COHORT_NAME, verify: bool = False) -> Dataset:
                         expected=str(manifest["rows"]), found=len(frame))
     patients = pd.read_parquet(folder / "patients.parquet")
     return Dataset(name=name, frame=frame, patients=patients, info=manifest)
+
+
+def _problem(exc: DataError) -> dict:
+    row = exc.row if exc.row is None or isinstance(exc.row, str) else int(exc.row)
+    return {"file": Path(exc.file).name if exc.file else None, "row": row, "column": exc.column,
+            "problem": exc.message, "expected": exc.expected,
+            "found": None if exc.found is None else str(exc.found)[:200]}
+
+
+def preview_path(path, format: str = "auto", patient_id: str | None = None) -> dict:
+    """Read and validate a file or folder without storing anything: what an import would store.
+
+    A folder's files are checked one by one, so every file's problem is listed (a file
+    stops at its first bad row, the row the message names).
+
+    Returns
+    -------
+    dict
+        ``ok`` (True when the import would succeed), ``report`` (`ImportReport` lines),
+        ``patients`` (rows: id, days, readings, CGM present %), ``problems`` (rows: file, row,
+        column, problem, expected, found), ``files`` checked.
+    """
+    path = Path(path)
+    problems, raws = [], []
+    candidates = ([path] if not path.is_dir() or is_nightscout_folder(path) else
+                  sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")))
+    for item in candidates:
+        try:
+            raws += read_path(item, format=format, patient_id=patient_id)
+        except DataError as exc:
+            problems.append(_problem(exc))
+    out = {"ok": False, "report": [], "patients": [], "problems": problems, "files": [p.name for p in candidates]}
+    if not raws:
+        if not problems:
+            problems.append({"file": path.name, "row": None, "column": None, "problem": "no data files",
+                             "expected": "a file in a supported format", "found": None})
+        return out
+    try:
+        frame, patients, report = finalise(raws)
+    except DataError as exc:
+        problems.append(_problem(exc))
+        return out
+    per_patient = frame.groupby("patient_id", observed=True).agg(
+        start=("time", "min"), end=("time", "max"), readings=("cgm", "count"), steps=("cgm", "size"))
+    out["patients"] = [{"patient_id": str(pid), "days": round((r.end - r.start).total_seconds() / 86400, 1),
+                        "readings": int(r.readings), "cgm_present_pct": round(100 * r.readings / r.steps, 1),
+                        "start": str(r.start), "end": str(r.end)} for pid, r in per_patient.iterrows()]
+    out["report"] = report.lines()
+    out["ok"] = not problems
+    return out
+
+
+@contextmanager
+def staged_upload(filename: str, data: bytes):
+    """Write uploaded bytes to a private folder under ``cache/uploads`` for the duration of the block.
+
+    The file name is reduced to its last component (a browser may send a path); the folder
+    is removed afterwards whatever happens, so an upload never stays in the cache.
+    """
+    folder = cache_root() / "uploads" / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        name = Path(str(filename).replace("\\", "/")).name or "upload"
+        target = folder / name
+        target.write_bytes(data)
+        yield target
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def format_descriptions() -> dict[str, str]:
+    """Supported import formats: name -> description."""
+    from .loaders import READERS
+    return {name: module.DESCRIPTION for name, module in READERS.items()}

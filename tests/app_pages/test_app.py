@@ -128,3 +128,58 @@ def test_train_page_says_where_foundation_weights_come_from_and_checks_pretrain_
     at.text_input(key="pre_name").set_value("../evil")
     at.button(key="pre_launch").click().run()
     assert not at.exception and "checkpoint name" in at.error[0].value
+
+
+def import_page() -> AppTest:
+    at = AppTest.from_file(str(Path(APP).parent / "app_pages" / "import_data.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def at_path(at: AppTest, path) -> AppTest:
+    at.radio(key="imp_source").set_value("A file or folder on this computer").run()
+    at.text_input(key="imp_path").set_value(str(path)).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_import_page_shows_problems_and_stores_nothing(cache_dir):
+    from bgcore.data.datasets import list_datasets
+    at = import_page()
+    assert "Choose a file" in at.info[0].value
+    at = at_path(at, FIXTURES / "dexcom_bad_value.csv")
+    assert "1 problem(s): nothing will be stored" in at.error[0].value
+    problems = at.dataframe[-1].value
+    assert problems.loc[0, "row"] == 8 and problems.loc[0, "column"] == "Glucose Value (mg/dL)"
+    assert problems.loc[0, "found"] == "12a"
+    assert not [b for b in at.button if b.key == "imp_store"]
+    at = at_path(import_page(), FIXTURES)  # a folder: every bad file is listed, each with its row
+    listed = at.dataframe[-1].value
+    assert len(listed) >= 10 and {"dexcom_bad_value.csv", "ohio_broken.xml", "generic_bad_time.csv"} <= set(listed["file"])
+    assert [d["name"] for d in list_datasets()] == ["virtual"]
+
+
+def test_import_page_previews_then_stores_a_dataset(cache_dir):
+    from bgcore.data.datasets import list_datasets
+    at = at_path(import_page(), FIXTURES / "libre_eu_mmol.csv")
+    report = at.code[0].value
+    assert "format: libre" in report and "units: mmol/L" in report
+    assert at.dataframe[0].value["readings"].iloc[0] > 0
+    assert [d["name"] for d in list_datasets()] == ["virtual"]  # the preview stored nothing
+    at.text_input(key="imp_name").set_value("libre1").run()
+    at.button(key="imp_store").click().run()
+    assert not at.exception, at.exception
+    assert "Stored dataset 'libre1'" in at.success[0].value and at.session_state["dataset_pending"] == "libre1"
+    assert [d["name"] for d in list_datasets()] == ["virtual", "libre1"]
+    at.button(key="imp_store").click().run()  # the same name again, without replace
+    assert "already exists" in at.error[0].value
+
+
+def test_uploads_are_staged_and_removed(cache_dir):
+    from bgcore.data.datasets import preview_path, staged_upload
+    data = (FIXTURES / "generic.csv").read_bytes()
+    with staged_upload("../../etc/generic.csv", data) as staged:
+        assert staged.name == "generic.csv" and staged.parent.parent == cache_dir / "uploads"
+        assert preview_path(staged)["ok"]
+    assert not any((cache_dir / "uploads").iterdir())
