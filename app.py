@@ -12,6 +12,7 @@ page = st.navigation([
     st.Page("app_pages/train.py", title="Train", icon=":material/model_training:"),
     st.Page("app_pages/forecasts.py", title="Forecasts", icon=":material/show_chart:"),
     st.Page("app_pages/leaderboard.py", title="Leaderboard", icon=":material/leaderboard:"),
+    st.Page("app_pages/patient.py", title="Patient report", icon=":material/person:"),
 ])
 names = [d["name"] for d in list_datasets()]
 if st.session_state.get("dataset_pending") in names:  # a page asked to switch (e.g. after an import)

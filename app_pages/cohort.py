@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages._shared import pick_patient
 from bgcore.data.datasets import load_dataset
 from bgcore.evaluation.glycemia import ambulatory_profile, cohort_summary
 from bgcore.plots import agp_figure, cgm_figure
@@ -42,7 +43,7 @@ st.dataframe(
 )
 
 left, right = st.columns([2, 3])
-patient_id = left.selectbox("Patient", dataset.patient_ids, key="cohort_patient")
+patient_id = pick_patient(left, dataset.patient_ids, key="cohort_patient")
 rows = dataset.patient(patient_id)
 first, last = rows["time"].min().normalize(), rows["time"].max().normalize()
 if first == last:  # a record within one day: nothing to choose

@@ -3,6 +3,7 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages._shared import pick_patient
 from bgcore.data.datasets import load_dataset
 from bgcore.plots import forecast_figure
 from bgcore.store import list_runs, load_forecasts, weights_lines
@@ -28,7 +29,7 @@ patients = sorted(set.intersection(*(set(runs[c]["patients"]) for c in chosen)))
 if not patients:
     st.warning("The chosen runs have no patient in common.")
     st.stop()
-patient = st.selectbox("Patient", patients, key="fc_patient")
+patient = pick_patient(st, patients, key="fc_patient")
 frames = {c: _forecasts(runs[c]["run_id"]) for c in chosen}
 mine = {c: f[f["patient_id"] == patient] for c, f in frames.items()}
 origins = sorted(set.intersection(*(set(m["origin"]) for m in mine.values())))

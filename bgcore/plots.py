@@ -111,3 +111,54 @@ def forecast_figure(history: pd.DataFrame, origin, runs: dict[str, pd.DataFrame]
     fig.update_layout(title=title, height=460, margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 30},
                       legend={"orientation": "h", "y": -0.15, "x": 0}, hovermode="x unified")
     return fig
+
+
+# Clarke error grid boundaries (reference on x, forecast on y, mg/dL), as usually drawn.
+CLARKE_LINES = (
+    ((0, 70), (175 / 3, 70), (400, 480)),     # upper edge of A
+    ((70, 0), (70, 56), (400, 320)),          # lower edge of A
+    ((0, 180), (70, 180), (290, 400)),        # upper B | C and upper-left D | E
+    ((70, 84), (70, 180)),                    # left D
+    ((130, 0), (180, 70), (400, 70)),         # lower B | C and D
+    ((180, 0), (180, 70)),                    # lower-right E
+    ((240, 70), (240, 180), (400, 180)),      # right D
+)
+CLARKE_LABELS = (("A", 30, 15), ("B", 370, 260), ("B", 280, 370), ("C", 160, 370), ("C", 160, 15),
+                 ("D", 30, 140), ("D", 370, 120), ("E", 30, 370), ("E", 370, 15))
+ZONE_COLOURS = ("#2ca02c", "#bcbd22", "#ff7f0e", "#d62728", "#7f0000")
+
+
+def error_grid_figure(reference, predicted, zones, units: str = "mmol/L", title: str | None = None) -> go.Figure:
+    """Clarke error grid: forecast against the reading, points coloured by zone (A green ... E dark red).
+
+    Parameters
+    ----------
+    reference, predicted : array-like
+        mg/dL pairs (e.g. CGM and the 30-minute forecast of it).
+    zones : array-like of int
+        Zone 0..4 (A..E) of each pair, from `bgcore.evaluation.metrics.clarke_zones`.
+    """
+    import numpy as np
+    ref, pred, zones = (np.asarray(v) for v in (reference, predicted, zones))
+    conv = lambda v: np.asarray(convert_glucose(np.asarray(v, dtype=float), units))  # noqa: E731
+    fig = go.Figure()
+    for points in CLARKE_LINES:
+        x, y = zip(*points)
+        fig.add_trace(go.Scatter(x=conv(x), y=conv(y), mode="lines", line={"color": "black", "width": 1},
+                                 showlegend=False, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=conv([0, 400]), y=conv([0, 400]), mode="lines", showlegend=False, hoverinfo="skip",
+                             line={"color": "grey", "width": 1, "dash": "dot"}))
+    for code, letter in enumerate("ABCDE"):
+        mine = zones == code
+        if mine.any():
+            fig.add_trace(go.Scatter(x=conv(ref[mine]), y=conv(pred[mine]), mode="markers", name=f"zone {letter}",
+                                       marker={"size": 4, "color": ZONE_COLOURS[code], "opacity": 0.6}))
+    for letter, x, y in CLARKE_LABELS:
+        fig.add_annotation(x=float(conv(x)), y=float(conv(y)), text=letter, showarrow=False,
+                           font={"size": 16, "color": "#444"})
+    top = float(conv(400))
+    fig.update_xaxes(title_text=f"sensor reading ({units})", range=[0, top])
+    fig.update_yaxes(title_text=f"forecast ({units})", range=[0, top], scaleanchor="x")
+    fig.update_layout(title=title, height=480, margin={"l": 40, "r": 20, "t": 50 if title else 20, "b": 30},
+                      legend={"orientation": "h", "y": -0.15, "x": 0})
+    return fig

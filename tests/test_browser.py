@@ -84,6 +84,15 @@ def test_served_app_cohort_units_and_leaderboard(server, tmp_path):
             expect(page.get_by_text(marker).first).to_be_visible(timeout=60_000)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.screenshot(path=str(tmp_path / f"{name.lower()}.png"))
+        # the clinician's report once reference runs exist
+        from bgcore.cli import main
+        assert main(["baseline"]) == 0
+        page.get_by_role("link", name="Patient report").click()
+        expect(page.get_by_role("heading", name="Patient report")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Best model for this patient").first).to_be_visible(timeout=60_000)
+        expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(tmp_path / "patient.png"), full_page=True)
         # upload a file on the Import page: checked, previewed, then stored and selected
         page.get_by_role("link", name="Import").click()
         expect(page.get_by_role("heading", name="Import")).to_be_visible(timeout=60_000)

@@ -183,3 +183,53 @@ def test_uploads_are_staged_and_removed(cache_dir):
         assert staged.name == "generic.csv" and staged.parent.parent == cache_dir / "uploads"
         assert preview_path(staged)["ok"]
     assert not any((cache_dir / "uploads").iterdir())
+
+
+def test_patient_report_page_empty_then_with_runs_and_downloads(cache_dir):
+    page = str(Path(APP).parent / "app_pages" / "patient.py")
+    at = AppTest.from_file(page, default_timeout=120)
+    at.session_state["selected_patient"] = "child#004"  # chosen on another page
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="report_patient").value == "child#004"
+    assert any("No forecasting model has been run" in m.value for m in at.markdown)
+    from bgcore.cli import main
+    assert main(["baseline"]) == 0
+    at = AppTest.from_file(page, default_timeout=120)
+    at.session_state["selected_patient"] = "child#004"
+    at.session_state["units"] = "mg/dL"
+    at.run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "Best model for this patient: nightscout_ar2 (a reference forecaster)" in text
+    assert "30-minute forecast is typically within" in text and "mg/dL" in text and "Clarke error grid" in text
+    assert at.dataframe[0].value["model"].tolist() == ["nightscout_ar2", "persistence"]
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert "Ambulatory glucose profile" in specs[0] and '"zone A"' in specs[1].replace(": ", ":").replace('":"', '":"')
+    assert len(at.get("download_button")) == 2
+
+
+def test_patient_report_numbers_and_files(cache_dir):
+    import numpy as np
+    from bgcore.cli import main
+    from bgcore.data.cohort import load_cohort
+    from bgcore.evaluation.metrics import clarke_zones
+    from bgcore.evaluation.report import patient_report, report_csv, report_html
+    from bgcore.plots import agp_figure
+    assert main(["baseline"]) == 0
+    report = patient_report(load_cohort(), "adult#002", 30, "mg/dL")
+    best = report.best
+    at30 = report.forecasts[report.forecasts["horizon"] == 30]
+    error = (at30["pred"] - at30["cgm"]).abs().dropna()
+    assert best["median_abs_error"] == np.median(error) and best["n_forecasts"] == len(error)
+    zones = clarke_zones(at30["cgm"].to_numpy(), at30["pred"].to_numpy())
+    assert best["zones_pct"]["A"] == round(100 * np.mean(zones[zones >= 0] == 0), 1)
+    assert report.ranking["rmse"].is_monotonic_increasing and report.ranking.iloc[0]["run_id"] == best["run_id"]
+    csv = report_csv(report).decode()
+    assert csv.splitlines()[0].startswith("patient_id,origin,horizon,pred") and len(csv.splitlines()) == len(
+        report.forecasts) + 1
+    page = report_html(report, [agp_figure(report.profile, units="mg/dL")], "mg/dL")
+    assert page.startswith("<!DOCTYPE html>") and "Patient report: adult#002" in page and "plotly" in page
+    evil = patient_report(load_cohort(), "adult#002", 30, "mg/dL")
+    evil.patient_id = "<script>alert(1)</script>"
+    assert "<script>alert(1)</script>" not in report_html(evil, [], "mg/dL")
