@@ -1,11 +1,11 @@
-"""Forecasts page: the forecasts of stored runs from one origin, over the actual glucose."""
+"""Forecasts page: the forecasts of stored runs from one origin, and the trail of every origin's forecast."""
 
 import pandas as pd
 import streamlit as st
 
 from app_pages._shared import pick_patient
 from bgcore.data.datasets import load_dataset
-from bgcore.plots import forecast_figure
+from bgcore.plots import forecast_figure, trail_figure
 from bgcore.store import list_runs, load_forecasts, weights_lines
 
 
@@ -22,7 +22,8 @@ runs = {f"{r['model']} · {r['goal']} · {r['run_id'][-6:]}": r for r in list_ru
 if not runs:
     st.info("No stored runs for this dataset yet: train one on the Train page or run `python -m bgcore baseline`.")
     st.stop()
-chosen = st.multiselect("Runs", list(runs), default=list(runs)[:2], key="fc_runs")
+wanted = [label for label, r in runs.items() if r["run_id"] in st.session_state.get("selected_runs", [])]
+chosen = st.multiselect("Runs", list(runs), default=wanted or list(runs)[:2], key="fc_runs")
 if not chosen:
     st.stop()
 patients = sorted(set.intersection(*(set(runs[c]["patients"]) for c in chosen)))
@@ -33,6 +34,14 @@ patient = pick_patient(st, patients, key="fc_patient")
 frames = {c: _forecasts(runs[c]["run_id"]) for c in chosen}
 mine = {c: f[f["patient_id"] == patient] for c, f in frames.items()}
 origins = sorted(set.intersection(*(set(m["origin"]) for m in mine.values())))
+clicked = st.session_state.get("fc_trail")  # a point clicked on the trail below (last run) sets the origin
+points = (clicked or {}).get("selection", {}).get("points") or []
+if points and str(points[0]) != st.session_state.get("fc_trail_applied"):  # apply each click once
+    st.session_state["fc_trail_applied"] = str(points[0])
+    made = pd.Timestamp(points[0].get("customdata"))
+    match = [o for o in origins if pd.Timestamp(o) == made]
+    if match:
+        st.session_state["fc_origin"] = match[0]
 origin = st.select_slider("Origin", options=origins, value=origins[len(origins) // 2], key="fc_origin",
                           format_func=lambda t: pd.Timestamp(t).strftime("%a %d %b %H:%M"))
 history = dataset.patient(patient, start=pd.Timestamp(origin) - pd.Timedelta(hours=3),
@@ -40,6 +49,16 @@ history = dataset.patient(patient, start=pd.Timestamp(origin) - pd.Timedelta(hou
 at_origin = {c: m[m["origin"] == origin] for c, m in mine.items()}
 st.plotly_chart(forecast_figure(history, origin, at_origin, units=units, title=f"{patient}, forecasts from "
                                 f"{pd.Timestamp(origin):%H:%M}"), width="stretch")
+st.subheader("Prediction trail")
+cols = st.columns([1, 2])
+trail_h = cols[0].select_slider("Minutes ahead", [15, 30, 45, 60, 90, 120], value=30, key="fc_trail_h")
+span = cols[1].slider("Hours shown around the origin", 6, 48, 24, step=6, key="fc_trail_span")
+start, end = pd.Timestamp(origin) - pd.Timedelta(hours=span / 2), pd.Timestamp(origin) + pd.Timedelta(hours=span / 2)
+trails = {c: m[(m["horizon"] == trail_h) & (m["origin"] >= start) & (m["origin"] <= end)] for c, m in mine.items()}
+st.plotly_chart(trail_figure(dataset.patient(patient, start=start, end=end + pd.Timedelta(hours=2)), trails, trail_h,
+                             units=units, origin=origin, title=f"{trail_h}-minute forecasts of every origin "
+                             "(click a point to forecast from its origin)"),
+                width="stretch", on_select="rerun", selection_mode="points", key="fc_trail")
 for c in chosen:
     lines = weights_lines(runs[c])
     if lines:

@@ -93,6 +93,15 @@ def test_served_app_cohort_units_and_leaderboard(server, tmp_path):
         expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(tmp_path / "patient.png"), full_page=True)
+        page.get_by_role("link", name="Forecasts").click()
+        expect(page.get_by_text("Prediction trail")).to_be_visible(timeout=60_000)
+        expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(tmp_path / "forecasts_runs.png"), full_page=True)
+        page.get_by_role("link", name="Leaderboard").click()
+        expect(page.get_by_text("RMSE by horizon")).to_be_visible(timeout=60_000)
+        assert page.locator('[data-testid="stException"]').count() == 0
+        page.screenshot(path=str(tmp_path / "leaderboard_runs.png"), full_page=True)
         # upload a file on the Import page: checked, previewed, then stored and selected
         page.get_by_role("link", name="Import").click()
         expect(page.get_by_role("heading", name="Import")).to_be_visible(timeout=60_000)

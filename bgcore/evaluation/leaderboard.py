@@ -22,10 +22,10 @@ GLUCOSE_COLUMNS = ("rmse", "rmse_lo", "rmse_hi", "rmse_median", "mae", "bias")
 """Board columns in mg/dL (differences of glucose: they convert like glucose)."""
 
 
-def in_units(board: pd.DataFrame, units: str) -> pd.DataFrame:
-    """A copy of `board` with its glucose columns in `units` (``"mg/dL"`` or ``"mmol/L"``)."""
+def in_units(board: pd.DataFrame, units: str, columns=None) -> pd.DataFrame:
+    """A copy of `board` with its glucose columns (default `GLUCOSE_COLUMNS`) in `units` (mg/dL or mmol/L)."""
     out = board.copy()
-    for col in GLUCOSE_COLUMNS:
+    for col in (GLUCOSE_COLUMNS if columns is None else columns):
         if col in out:
             out[col] = convert_glucose(out[col], units)
     return out
@@ -164,3 +164,61 @@ def build_leaderboard(dataset: Dataset, horizon: int = 30, target: str = "cgm",
     board = leaderboard(scores, runs, horizon)
     return {"board": board, "families": best_per_family(board), "runs": runs, "scores": scores,
             "excluded": len(stored) - sum(not r["run_id"].startswith("unsaved-") for r in runs), "card": card}
+
+
+def board_view(result: dict, patients: pd.DataFrame, horizon: int = 30, goals=(), families=(),
+               group: str | None = None) -> pd.DataFrame:
+    """The leaderboard of `build_leaderboard` narrowed to goals, families and one patient group.
+
+    Narrowing by patient group re-scores every run on that group's patients only (means and
+    bootstrap intervals over those patients), so rows stay comparable.
+    """
+    scores = result["scores"]
+    if scores.empty:
+        return pd.DataFrame()
+    if group:
+        ids = set(patients.loc[patients["age_group"] == group, "patient_id"].astype(str))
+        scores = scores[scores["patient_id"].astype(str).isin(ids)]
+    runs = [r for r in result["runs"] if (not goals or r["goal"] in goals or r["family"] == "reference")
+            and (not families or r["family"] in families or r["family"] == "reference")]
+    keep = {r["run_id"] for r in runs}
+    board = leaderboard(scores[scores["run_id"].isin(keep)], runs, horizon)
+    if not board.empty:
+        board["rank"] = np.arange(1, len(board) + 1)
+    return board
+
+
+def horizon_curves(result: dict, run_ids) -> pd.DataFrame:
+    """Mean RMSE over patients at every horizon for the chosen runs: ``run_id, model, goal, horizon, rmse``."""
+    scores = result["scores"]
+    meta = {r["run_id"]: r for r in result["runs"]}
+    chosen = scores[scores["run_id"].isin(list(run_ids)) & (scores["n"] > 0)]
+    curves = chosen.groupby(["run_id", "horizon"], as_index=False)["rmse"].mean()
+    curves["model"] = curves["run_id"].map(lambda r: meta[r]["model"])
+    curves["goal"] = curves["run_id"].map(lambda r: meta[r]["goal"])
+    return curves[["run_id", "model", "goal", "horizon", "rmse"]]
+
+
+def goal_comparisons(result: dict, horizon: int = 30, target: str = "cgm") -> pd.DataFrame:
+    """`compare_goals` for every family that has runs under two or more training goals."""
+    from ..store import load_forecasts
+    by_family: dict[str, set] = {}
+    for r in result["runs"]:
+        if r["goal"] in GOALS:
+            by_family.setdefault(r["family"], set()).add(r["goal"])
+    tables = []
+    for family, goals in sorted(by_family.items()):
+        if len(goals) < 2:
+            continue
+        runs = [r for r in result["runs"] if r["family"] == family]
+        forecasts = {r["run_id"]: load_forecasts(r["run_id"]) for r in runs if r["goal"] in GOALS}
+        tables.append(compare_goals(forecasts, runs, family, horizon, target))
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def patient_scores(result: dict, run_id: str, horizon: int = 30) -> pd.DataFrame:
+    """One run's per-patient scores at `horizon` (patient_id, rmse, mae, skill, clarke_A, n), worst first."""
+    scores = result["scores"]
+    mine = scores[(scores["run_id"] == run_id) & (scores["horizon"] == horizon)]
+    return mine[["patient_id", "rmse", "mae", "skill", "clarke_A", "n"]].sort_values("rmse", ascending=False,
+                                                                                      ignore_index=True)

@@ -233,3 +233,43 @@ def test_patient_report_numbers_and_files(cache_dir):
     evil = patient_report(load_cohort(), "adult#002", 30, "mg/dL")
     evil.patient_id = "<script>alert(1)</script>"
     assert "<script>alert(1)</script>" not in report_html(evil, [], "mg/dL")
+
+
+def test_forecasts_page_trail_and_runs_chosen_elsewhere(cache_dir):
+    from bgcore.cli import main
+    from bgcore.store import list_runs
+    assert main(["baseline"]) == 0
+    ar2 = next(r["run_id"] for r in list_runs("virtual") if r["model"] == "nightscout_ar2")
+    at = AppTest.from_file(str(Path(APP).parent / "app_pages" / "forecasts.py"), default_timeout=120)
+    at.session_state["selected_runs"] = [ar2]  # e.g. opened from the leaderboard
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.multiselect(key="fc_runs").value) == 1 and "nightscout_ar2" in at.multiselect(key="fc_runs").value[0]
+    trail = at.get("plotly_chart")[1].proto.spec.replace(": ", ":")
+    assert "30 min ahead" in trail and '"name":"CGM"' in trail
+    at.select_slider(key="fc_trail_h").set_value(60).run()
+    assert not at.exception and "60 min ahead" in at.get("plotly_chart")[1].proto.spec
+
+
+def test_leaderboard_filters_charts_and_run_details(cache_dir):
+    from bgcore.cli import main
+    from bgcore.training.goals import train
+    assert main(["baseline"]) == 0
+    train("multi", "naive", patients=["adult#001", "child#004"])
+    train("single", "naive", patients=["adult#001", "child#004"])
+    page = str(Path(APP).parent / "app_pages" / "leaderboard.py")
+    at = AppTest.from_file(page, default_timeout=120)
+    at.session_state["units"] = "mg/dL"
+    at.run()
+    assert not at.exception, at.exception
+    board = at.dataframe[0].value
+    assert set(board["model"]) == {"persistence", "nightscout_ar2", "naive"} and len(board) == 4
+    specs = [c.proto.spec for c in at.get("plotly_chart")]
+    assert "RMSE at 30 min" in specs[0] and "RMSE by horizon" in specs[1]
+    paired = at.dataframe[1].value
+    assert paired.loc[0, "goal_a"] == "single" and paired.loc[0, "goal_b"] == "multi"
+    at.multiselect(key="board_goals").set_value(["multi"]).run()
+    assert not at.exception and at.dataframe[0].value["goal"].tolist().count("single") == 0
+    at.selectbox(key="board_group").set_value("child").run()
+    assert not at.exception and (at.dataframe[0].value["patients"] <= 10).all()
+    assert (at.dataframe[0].value.loc[at.dataframe[0].value["model"] == "naive", "patients"] == 1).all()

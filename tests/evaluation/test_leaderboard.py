@@ -97,3 +97,25 @@ def test_build_leaderboard_from_the_store_with_reference_rows():
         build_leaderboard(d, horizon=7)
     with pytest.raises(ValueError, match="true glucose"):
         build_leaderboard(d, target="bg")
+
+
+def test_board_view_rescores_a_patient_group_and_filters_goals():
+    from bgcore.evaluation.leaderboard import board_view, horizon_curves, patient_scores
+    d = flat_dataset()
+    patients = make_patients(("a", "b", "c")).assign(age_group=["adult", "adult", "child"])
+    fa, _ = backtest(d, Offset({"a": 2, "b": 4, "c": 12}))
+    fb, _ = backtest(d, Offset({"a": 5, "b": 5, "c": 1}))
+    runs = [{"run_id": "A", "model": "m1", "family": "ml", "goal": "single", "created": "1"},
+            {"run_id": "B", "model": "m2", "family": "deep", "goal": "multi", "created": "2"}]
+    result = {"scores": run_scores({"A": fa, "B": fb}), "runs": runs}
+    everyone = board_view(result, patients, 30)
+    assert everyone["run_id"].tolist() == ["B", "A"]  # 11/3 < 18/3
+    adults = board_view(result, patients, 30, group="adult").set_index("run_id")
+    assert adults.loc["A", "rmse"] == pytest.approx(3.0) and adults.loc["B", "rmse"] == pytest.approx(5.0)
+    assert adults.loc["A", "patients"] == 2 and adults.loc["A", "rank"] == 1
+    assert board_view(result, patients, 30, goals=["single"])["run_id"].tolist() == ["A"]
+    assert board_view(result, patients, 30, families=["deep"])["run_id"].tolist() == ["B"]
+    curves = horizon_curves(result, ["A"])
+    assert curves["horizon"].tolist() == list(range(5, 121, 5)) and np.allclose(curves["rmse"], 6.0)
+    worst = patient_scores(result, "A", 30)
+    assert worst["patient_id"].tolist() == ["c", "b", "a"] and worst["rmse"].tolist() == pytest.approx([12, 4, 2])
