@@ -42,6 +42,16 @@ if points and str(points[0]) != st.session_state.get("fc_trail_applied"):  # app
     match = [o for o in origins if pd.Timestamp(o) == made]
     if match:
         st.session_state["fc_origin"] = match[0]
+def step_origin(delta: int) -> None:
+    """Move the origin slider by `delta` origins (the buttons' callback, run before the slider is drawn)."""
+    current = st.session_state.get("fc_origin", origins[len(origins) // 2])
+    at = origins.index(current) if current in origins else len(origins) // 2
+    st.session_state["fc_origin"] = origins[min(max(at + delta, 0), len(origins) - 1)]
+
+
+steps = st.columns([1, 1, 8])
+steps[0].button("◀ earlier", key="fc_prev", on_click=step_origin, args=(-1,), width="stretch")
+steps[1].button("later ▶", key="fc_next", on_click=step_origin, args=(1,), width="stretch")
 origin = st.select_slider("Origin", options=origins, value=origins[len(origins) // 2], key="fc_origin",
                           format_func=lambda t: pd.Timestamp(t).strftime("%a %d %b %H:%M"))
 history = dataset.patient(patient, start=pd.Timestamp(origin) - pd.Timedelta(hours=3),

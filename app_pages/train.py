@@ -36,9 +36,11 @@ if details["tags"].get("cost"):
     right.caption(f"Cost: {details['tags']['cost']}")
 if details["tags"]["remote"]:
     right.warning("This family sends each forecast origin's CGM to a hosted service.")
-unavailable = [f"{f['name']} ({f['reason']})" for f in families if not f["available"]]
+unavailable = [f for f in families if not f["available"]]
 if unavailable:
-    right.caption("Unavailable: " + "; ".join(unavailable))
+    with right.expander(f"{len(unavailable)} families cannot run here yet"):
+        for f in unavailable:
+            st.caption(f"{f['name']}: {f['reason']}")
 parent = None
 if goal == "finetune":
     parents = [r["run_id"] for r in list_runs(name) if r["goal"] == "multi" and r["model"] == family]
@@ -47,6 +49,8 @@ if goal == "finetune":
     parent = st.selectbox("Parent run", parents, key="train_parent") if parents else None
 params_text = st.text_input("Parameters (JSON; lists make a grid, run as a sweep)", "{}", key="train_params",
                             help="Defaults: " + json.dumps(details["defaults"], default=str))
+if details["grid"]:
+    st.caption("Suggested grid for this family (paste to sweep): `" + json.dumps(details["grid"]) + "`")
 
 if st.button("Launch", type="primary", disabled=not patients or (goal == "finetune" and parent is None)):
     try:

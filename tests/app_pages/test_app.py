@@ -123,8 +123,9 @@ def test_train_page_says_where_foundation_weights_come_from_and_checks_pretrain_
     assert not at.exception, at.exception
     captions = " ".join(c.value for c in at.caption)
     assert "Weights: loads dfm-small (checkpoint shipped with bgcore" in captions
-    assert "chronos2 (weights 'amazon/chronos-2' not found locally" in captions
-    assert "timegpt (no Nixtla API key" in captions
+    assert "chronos2: weights 'amazon/chronos-2' not found locally" in captions
+    assert "timegpt: no Nixtla API key" in captions
+    assert "families cannot run here yet" in at.expander[0].label
     at.text_input(key="pre_name").set_value("../evil")
     at.button(key="pre_launch").click().run()
     assert not at.exception and "checkpoint name" in at.error[0].value
@@ -249,6 +250,11 @@ def test_forecasts_page_trail_and_runs_chosen_elsewhere(cache_dir):
     assert "30 min ahead" in trail and '"name":"CGM"' in trail
     at.select_slider(key="fc_trail_h").set_value(60).run()
     assert not at.exception and "60 min ahead" in at.get("plotly_chart")[1].proto.spec
+    before = at.select_slider(key="fc_origin").value
+    at.button(key="fc_next").click().run()
+    assert not at.exception, at.exception
+    after = at.select_slider(key="fc_origin").value
+    assert after > before and (after - before) == __import__("pandas").Timedelta(minutes=30)
 
 
 def test_leaderboard_filters_charts_and_run_details(cache_dir):
