@@ -30,8 +30,8 @@ def report(rows: list[dict], title: str, as_json: bool, repeat: int) -> int:
         table["seconds"] = table["seconds"].map(lambda s: f"{s:.3f}")
         table["target_s"] = table["target_s"].map(lambda t: "" if t is None or pd.isna(t) else f"< {t:g}")
         table["ok"] = table["ok"].map({True: "yes", False: "NO", None: ""})
-        print(f"{title} ({os.cpu_count()} CPUs, best of {repeat})")
-        print(table.to_string(index=False))
+        print(f"{title} ({os.cpu_count()} CPUs, best of {repeat})\n")
+        print(markdown_table(table))
     return 0 if all(r["ok"] is not False for r in rows) else 1
 
 

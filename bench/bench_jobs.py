@@ -21,6 +21,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import markdown_table  # noqa: E402
 
 
 def fresh_cache():
@@ -72,8 +75,8 @@ def main() -> int:
                  "job_manager_s": on_cluster, "overhead_s": None})
     table = pd.DataFrame(rows).rename(columns={"direct_s": "direct / 1 thread (s)",
                                                "job_manager_s": "job manager / 2-worker Dask (s)"})
-    print(f"bgcore job benchmarks ({os.cpu_count()} CPUs)")
-    print(table.round(3).to_string(index=False))
+    print(f"bgcore job benchmarks ({os.cpu_count()} CPUs)\n")
+    print(markdown_table(table.round(3)))
     print(f"speed-up of the 2-worker Dask cluster over one thread: {one_thread / on_cluster:.2f}x")
     return 0
 

@@ -23,6 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import markdown_table  # noqa: E402
 
 from bgcore.data.cohort import load_cohort  # noqa: E402
 from bgcore.data.splits import temporal_split  # noqa: E402
@@ -96,7 +99,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.experiments:
         rows = experiments(load_cohort())
-        print(json.dumps(rows, indent=2) if args.json else pd.DataFrame(rows).round(2).to_string(index=False))
+        print(json.dumps(rows, indent=2) if args.json else markdown_table(pd.DataFrame(rows).round(2)))
         return 0
     cohort = load_cohort()
     chosen = [c for c in registry.list(available_only=True)
@@ -116,8 +119,8 @@ def main(argv=None) -> int:
         print(json.dumps(rows, indent=2))
     else:
         table = pd.DataFrame(rows).round(2)
-        print(f"\nbgcore model benchmarks ({os.cpu_count()} CPUs); reduction of RMSE against persistence in %")
-        print(table.to_string(index=False))
+        print(f"\nbgcore model benchmarks ({os.cpu_count()} CPUs); reduction of RMSE against persistence in %\n")
+        print(markdown_table(table))
     return 0
 
 

@@ -258,6 +258,16 @@ def _cmd_pretrain(args) -> int:
             last[0] = fraction
             print(f"{100 * fraction:5.1f} %  {message}", flush=True)
 
+    if args.family != "dfm":  # TinyTimeMixer / TimesFM: the same corpus, the family's own training loop
+        from .data.population import corpus
+        from .models import registry
+        frame, corpus_card = corpus(args.patients, args.days, datasets=tuple(args.dataset))
+        model = registry.get(args.family)(size=args.size if args.size != "base" else "small", steps=args.steps,
+                                          batch_size=args.batch_size, learning_rate=args.lr, seed=args.seed)
+        folder = model.pretrain(frame, args.name, progress=None if args.json else show)
+        print(json.dumps({"folder": str(folder), "corpus": corpus_card}, indent=2) if args.json else
+              f"wrote {folder} ({args.family}, {args.steps} steps on {corpus_card['patients']} series)")
+        return 0
     card = pretrain_dfm(args.name, args.size, args.steps, args.batch_size, args.lr, args.seed, args.patients,
                         args.days, args.dataset, out=args.out, command=command, progress=None if args.json else show)
     if args.json:
@@ -327,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_families)
 
     p = sub.add_parser("pretrain", help="pretrain a diabetes foundation model (DFM) from scratch")
+    p.add_argument("--family", default="dfm", choices=("dfm", "ttm", "timesfm"),
+                   help="dfm (Chronos-2, default), or TinyTimeMixer / TimesFM on the same corpus")
     p.add_argument("--name", default="dfm-small", help="checkpoint name, stored in cache/weights/NAME")
     p.add_argument("--size", default="small", choices=("tiny", "small", "base"))
     p.add_argument("--steps", type=int, default=2000)

@@ -131,3 +131,16 @@ def test_train_with_a_grid_runs_a_resumable_sweep(capsys):
     code, _, err = run(capsys, "train", "--goal", "single", "--family", "drift", "--params",
                        '{"window": [3, 6], "x": 1}')
     assert code == 2 and "either fixed parameters or a grid" in err
+
+
+def test_pretrain_commands_write_weights(capsys, cache_dir):
+    code, out, _ = run(capsys, "pretrain", "--name", "dfm-cli", "--size", "tiny", "--steps", "2", "--batch-size", "8",
+                       "--patients", "2", "--days", "1", "--json")
+    card = json.loads(out)
+    assert code == 0 and card["command"].endswith("--steps 2 --batch-size 8 --patients 2 --days 1 --json")
+    assert (cache_dir / "weights" / "dfm-cli" / "model.safetensors").is_file()
+    code, out, _ = run(capsys, "pretrain", "--family", "ttm", "--name", "ttm-cli", "--size", "tiny", "--steps", "2",
+                       "--patients", "2", "--days", "2")  # TTM needs a day of readings per series
+    assert code == 0 and "wrote" in out and (cache_dir / "weights" / "ttm-cli" / "model.safetensors").is_file()
+    code, _, err = run(capsys, "pretrain", "--name", "../x", "--size", "tiny", "--steps", "2")
+    assert code == 2 and "checkpoint name" in err
