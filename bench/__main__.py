@@ -35,6 +35,7 @@ BENCHES = {
                    ["--patients", "adult#001,child#004,adolescent#007", "--cohort-steps", "50",
                     "--finetune-steps", "10"]),
     "dashboard": ("bench_dashboard.py", [], ["--repeat", "1"]),
+    "scale": ("bench_scale.py", [], ["--sizes", "1,10,30"]),
 }
 
 
