@@ -95,7 +95,8 @@ def model_card(card: dict) -> str:
         "## Made by", "", f"    {card['command']}", "",
         f"seed {card['seed']}, {card['steps']} steps, batch {card['batch_size']} series, learning rate "
         f"{card['learning_rate']:g} (linear decay, 5 % warm-up), AdamW; {card['train_seconds']} s of training on "
-        f"{card['machine']} (corpus simulation {card['corpus_seconds']} s, cached afterwards).", "",
+        f"{card['machine']} (corpus ready in {card['corpus_seconds']} s: simulated on first use, read from "
+        "cache/corpus after).", "",
         "## Architecture", "", f"{card['architecture']}; {card['parameters']:,} parameters.", "",
         "## Corpus", "", *[f"- {s}" for s in corpus["sources"]],
         f"- {corpus['patients']} series, {corpus['readings']:,} CGM readings", "",
