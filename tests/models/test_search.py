@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 
 from bgcore.data.splits import temporal_split
-from bgcore.models.base import Forecaster
 from bgcore.models.search import configurations, cv_folds, grid_search
 from bgcore.models.statistical import Drift
 from tests.conftest import make_frame

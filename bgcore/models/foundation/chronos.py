@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...data.schema import DataError
 from ...evaluation.reference import ForecastArrays
 from ...paths import cache_root
 from ..base import Forecaster
@@ -208,8 +207,7 @@ class _Chronos2Family(Forecaster):
         if self.mode not in ("zero_shot", "full", "lora"):
             raise ValueError(f"mode must be zero_shot, full or lora, got {self.mode!r}")
         self.pipe_, source = load_pipeline(self.weights)
-        self.base_ = {"spec": source.spec, "sha256": source.sha256, "source": source.source,
-                      "description": source.describe()}
+        self.base_ = weights_mod.reference(source)
         self.delta_, self.adapter_ = None, None
         self.lineage_ = [f"weights {source.describe()}"]
         if self.mode != "zero_shot":
@@ -263,9 +261,7 @@ class _Chronos2Family(Forecaster):
             self.pipe_, _ = load_pipeline(folder / "model")
             return
         self.pipe_, source = load_pipeline(self.base_["spec"])
-        if source.sha256 != self.base_["sha256"]:
-            raise DataError("the weights this model was built on have changed", file=source.folder,
-                            expected=f"sha256 {self.base_['sha256'][:12]}", found=source.sha256[:12])
+        weights_mod.check_unchanged(source, self.base_)
         if self.delta_ == "lora":
             self.adapter_ = {p.name: p.read_bytes() for p in (folder / "adapter").iterdir()}
             self.pipe_ = apply_adapter(self.pipe_, folder / "adapter")
@@ -297,8 +293,7 @@ class _ChronosZeroShot(Forecaster):
 
     def _fit(self, train):
         self.pipe_, source = load_pipeline(self.weights, self._pipelines)
-        self.base_ = {"spec": source.spec, "sha256": source.sha256, "source": source.source,
-                      "description": source.describe()}
+        self.base_ = weights_mod.reference(source)
 
     def weights_info(self) -> dict:
         self._require_fitted()
@@ -329,9 +324,7 @@ class _ChronosZeroShot(Forecaster):
     def _load_state(self, folder):
         self.base_ = json.loads((folder / "state.json").read_text())["base"]
         self.pipe_, source = load_pipeline(self.base_["spec"], self._pipelines)
-        if source.sha256 != self.base_["sha256"]:
-            raise DataError("the weights this model was built on have changed", file=source.folder,
-                            expected=f"sha256 {self.base_['sha256'][:12]}", found=source.sha256[:12])
+        weights_mod.check_unchanged(source, self.base_)
 
 
 @register

@@ -67,8 +67,7 @@ class _HFForecaster(Forecaster):
         if self.weights:
             source = weights_mod.resolve(self.weights, model_types=(self._model_type,))
             self.net_ = self._model_class().from_pretrained(str(source.folder), use_safetensors=True)
-            self.base_ = {"spec": source.spec, "sha256": source.sha256, "source": source.source,
-                          "description": source.describe()}
+            self.base_ = weights_mod.reference(source)
             self.lineage_ = [f"weights {source.describe()}"]
             self.delta_ = None
             if self.mode == "zero_shot":

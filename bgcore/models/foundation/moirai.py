@@ -95,8 +95,7 @@ class Moirai(Forecaster):
         if self.patch_size not in self.module_.patch_sizes:
             raise DataError(f"patch_size {self.patch_size} is not one of the model's {self.module_.patch_sizes}",
                             column="patch_size")
-        self.base_ = {"spec": source.spec, "sha256": source.sha256, "source": source.source,
-                      "description": source.describe()}
+        self.base_ = weights_mod.reference(source)
 
     def _predict(self, batch):
         torch = _torch()
@@ -135,6 +134,4 @@ class Moirai(Forecaster):
     def _load_state(self, folder):
         self.base_ = json.loads((folder / "state.json").read_text())["base"]
         self.module_, source = load_moirai(self.base_["spec"])
-        if source.sha256 != self.base_["sha256"]:
-            raise DataError("the weights this model was built on have changed", file=source.folder,
-                            expected=f"sha256 {self.base_['sha256'][:12]}", found=source.sha256[:12])
+        weights_mod.check_unchanged(source, self.base_)

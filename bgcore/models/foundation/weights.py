@@ -133,3 +133,15 @@ def resolve(spec: str, pipelines: tuple[str, ...] | None = None, model_types: tu
 def shipped() -> list[str]:
     """Names of the checkpoints shipped with bgcore."""
     return sorted(p.name for p in SHIPPED.iterdir() if (p / "config.json").is_file()) if SHIPPED.is_dir() else []
+
+
+def reference(source: Weights) -> dict:
+    """What a model stores about the weights it is built on (spec, sha256, where from)."""
+    return {"spec": source.spec, "sha256": source.sha256, "source": source.source, "description": source.describe()}
+
+
+def check_unchanged(source: Weights, stored: dict) -> None:
+    """Refuse to rebuild a saved model on weights that are no longer the ones it was built on."""
+    if source.sha256 != stored["sha256"]:
+        raise DataError("the weights this model was built on have changed", file=source.folder,
+                        expected=f"sha256 {stored['sha256'][:12]}", found=source.sha256[:12])
