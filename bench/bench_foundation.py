@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     print(f"DFM {source.describe()}")
     if card:
         print(f"  pretrained by: {card['command']}\n  {card['parameters']:,} parameters, {card['steps']} steps, "
-              f"{card['train_seconds']} s training + {card['corpus_seconds']} s corpus simulation; corpus: "
+              f"{card['train_seconds']} s training (corpus ready in {card['corpus_seconds']} s); corpus: "
               f"{'; '.join(card['corpus']['sources'])}")
     cohort = load_cohort()
     if args.patients != "all":
