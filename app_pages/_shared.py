@@ -16,3 +16,19 @@ def pick_patient(container, options: list[str], key: str, label: str = "Patient"
     value = container.selectbox(label, options, index=index, key=key, on_change=remember)
     st.session_state[SELECTED] = value
     return value
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading dataset ...")
+def _dataset(name: str, version: str):
+    from bgcore.data.datasets import load_dataset
+    return load_dataset(name)
+
+
+def dataset(name: str):
+    """The dataset `name`, loaded once per server and version (pages treat it as read-only).
+
+    Keyed by the dataset's creation stamp, so a dataset replaced by a new import is reloaded.
+    """
+    from bgcore.data.datasets import list_datasets
+    version = next((str(d.get("created")) for d in list_datasets() if d["name"] == name), "")
+    return _dataset(name, version)

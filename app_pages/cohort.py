@@ -3,20 +3,15 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages._shared import dataset as shared_dataset
 from app_pages._shared import pick_patient
-from bgcore.data.datasets import load_dataset
 from bgcore.evaluation.glycemia import ambulatory_profile, cohort_summary
 from bgcore.plots import agp_figure, cgm_figure
 
 
-@st.cache_data(show_spinner="Loading dataset ...", max_entries=4)
-def _load(name: str):
-    return load_dataset(name)
-
-
 name = st.session_state.get("dataset", "virtual")
 units = st.session_state.get("units", "mmol/L")
-dataset = _load(name)
+dataset = shared_dataset(name)
 
 st.title("Cohort")
 summary = cohort_summary(dataset, units=units)

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
+from app_pages._shared import dataset as shared_dataset
 from app_pages._shared import pick_patient
-from bgcore.data.datasets import load_dataset
 from bgcore.plots import forecast_figure, trail_figure
 from bgcore.store import list_runs, load_forecasts, weights_lines
 
@@ -16,7 +16,7 @@ def _forecasts(run_id: str) -> pd.DataFrame:
 
 name = st.session_state.get("dataset", "virtual")
 units = st.session_state.get("units", "mmol/L")
-dataset = load_dataset(name)
+dataset = shared_dataset(name)
 st.title("Forecasts")
 runs = {f"{r['model']} · {r['goal']} · {r['run_id'][-6:]}": r for r in list_runs(name)}
 if not runs:

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from bgcore.data.datasets import load_dataset
+from app_pages._shared import dataset as shared_dataset
 from bgcore.evaluation.leaderboard import (board_view, build_leaderboard, goal_comparisons, horizon_curves,
                                            in_units, patient_scores)
 from bgcore.evaluation.metrics import clarke_zones, parkes_zones
@@ -13,7 +13,7 @@ from bgcore.store import list_runs, load_forecasts
 
 @st.cache_data(show_spinner="Scoring runs ...", max_entries=16)
 def _board(name: str, horizon: int, target: str, run_ids: tuple[str, ...]):
-    return build_leaderboard(load_dataset(name), horizon=horizon, target=target)
+    return build_leaderboard(shared_dataset(name), horizon=horizon, target=target)
 
 
 @st.cache_data(show_spinner="Comparing training goals ...", max_entries=8)
@@ -28,7 +28,7 @@ def _forecasts(run_id: str):
 
 name = st.session_state.get("dataset", "virtual")
 units = st.session_state.get("units", "mmol/L")
-dataset = load_dataset(name)
+dataset = shared_dataset(name)
 
 st.title("Leaderboard")
 cols = st.columns([2, 1, 1])

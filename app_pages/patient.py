@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from app_pages._shared import dataset as shared_dataset
 from app_pages._shared import pick_patient
-from bgcore.data.datasets import load_dataset
 from bgcore.data.schema import convert_glucose
 from bgcore.evaluation.metrics import clarke_zones
 from bgcore.evaluation.report import format_glucose, patient_report, report_csv, report_html
@@ -12,12 +12,12 @@ from bgcore.store import list_runs
 
 name = st.session_state.get("dataset", "virtual")
 units = st.session_state.get("units", "mmol/L")
-dataset = load_dataset(name)
+dataset = shared_dataset(name)
 
 
 @st.cache_data(show_spinner="Scoring the stored runs for this patient ...", max_entries=16)
 def _report(dataset_name: str, patient_id: str, horizon: int, units: str, run_ids: tuple):
-    return patient_report(load_dataset(dataset_name), patient_id, horizon, units)
+    return patient_report(shared_dataset(dataset_name), patient_id, horizon, units)
 
 
 st.title("Patient report")

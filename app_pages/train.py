@@ -4,13 +4,14 @@ import json
 
 import streamlit as st
 
-from bgcore.data.datasets import list_datasets, load_dataset
+from app_pages._shared import dataset as shared_dataset
+from bgcore.data.datasets import list_datasets
 from bgcore.models.registry import describe, family_details
 from bgcore.store import list_runs
 from bgcore.training.jobs import get_manager
 
 name = st.session_state.get("dataset", "virtual")
-dataset = load_dataset(name)
+dataset = shared_dataset(name)
 manager = get_manager()
 
 st.title("Train")
