@@ -71,8 +71,14 @@ def run(name: str, quick: bool) -> bool:
         return False
     header = (f"`{' '.join(command)}` ({'quick' if quick else 'full'} mode, {time.strftime('%Y-%m-%d')}, commit "
               f"{commit()}, {seconds:.0f} s)")
-    (results_dir() / f"{name}.md").write_text(header + "\n\n" + proc.stdout.strip() + "\n")
+    (results_dir() / f"{name}.md").write_text(header + "\n\n" + as_markdown(proc.stdout))
     return proc.returncode == 0
+
+
+def as_markdown(output: str) -> str:
+    """A benchmark's printed output as markdown: indented progress lines become a bullet list."""
+    lines = [("- " + line.strip()) if line.startswith("  ") and line.strip() else line for line in output.splitlines()]
+    return "\n".join(lines).strip() + "\n"
 
 
 def readme(path: Path = ROOT / "README.md") -> int:
@@ -83,7 +89,7 @@ def readme(path: Path = ROOT / "README.md") -> int:
         stored = results_dir() / f"{name}.md"
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
         if stored.is_file() and pattern.search(text):
-            text = pattern.sub(lambda m: m.group(1) + stored.read_text() + m.group(2), text)
+            text = pattern.sub(lambda m: m.group(1) + as_markdown(stored.read_text()) + m.group(2), text)
             done.append(name)
     path.write_text(text)
     print(f"README.md: updated {', '.join(done) or 'nothing'}")
