@@ -31,6 +31,7 @@ BENCHES = {
     "models": ("bench_models.py", ["--scope", "cohort"],
                ["--scope", "cohort", "--families", "naive,nightscout_ar2,arx,ridge,lightgbm,nbeats_mlp"]),
     "experiments": ("bench_models.py", ["--experiments"], None),
+    "accuracy": ("bench_accuracy.py", [], ["--quick"]),
     "foundation": ("bench_foundation.py", [],
                    ["--patients", "adult#001,child#004,adolescent#007", "--cohort-steps", "50",
                     "--finetune-steps", "10"]),
