@@ -5,10 +5,11 @@
     python -m bench foundation models  # some of them
     python -m bench readme             # paste the last results into README.md
 
-Each benchmark's printed output is stored as ``cache/bench/<name>.md`` headed by the exact
-command, the date and the commit, and `readme` replaces the README block between
-``<!-- bench:<name> -->`` and ``<!-- /bench:<name> -->`` with it, so no number in the README
-is typed by hand.
+Each benchmark's printed output is stored as ``cache/bench/<name>.md`` (``<name>.quick.md`` in
+quick mode) headed by the exact command, the date and the commit, and `readme` replaces the
+README block between
+``<!-- bench:<name> -->`` and ``<!-- /bench:<name> -->`` with it (the full result when there is
+one), so no number in the README is typed by hand.
 """
 
 from __future__ import annotations
@@ -72,7 +73,8 @@ def run(name: str, quick: bool) -> bool:
         return False
     header = (f"`{' '.join(command)}` ({'quick' if quick else 'full'} mode, {time.strftime('%Y-%m-%d')}, commit "
               f"{commit()}, {seconds:.0f} s)")
-    (results_dir() / f"{name}.md").write_text(header + "\n\n" + as_markdown(proc.stdout))
+    # quick results never replace full ones: the README takes a full result when there is one
+    (results_dir() / f"{name}{'.quick' if quick else ''}.md").write_text(header + "\n\n" + as_markdown(proc.stdout))
     return proc.returncode == 0
 
 
@@ -88,6 +90,8 @@ def readme(path: Path = ROOT / "README.md") -> int:
     done = []
     for name in BENCHES:
         stored = results_dir() / f"{name}.md"
+        if not stored.is_file():
+            stored = results_dir() / f"{name}.quick.md"
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
         if stored.is_file() and pattern.search(text):
             text = pattern.sub(lambda m: m.group(1) + as_markdown(stored.read_text()) + m.group(2), text)

@@ -24,7 +24,13 @@ def test_readme_blocks_are_replaced_by_stored_results(cache_dir, tmp_path):
     text = readme.read_text()
     assert "old table" not in text and "| 1 |" in text and "kept" in text  # no stored models result: unchanged
     assert text.startswith("intro\n<!-- bench:dashboard -->\n`python bench/bench_dashboard.py`")
-    assert set(runner.BENCHES) >= {"data", "eval", "jobs", "models", "foundation", "dashboard"}
+    (cache_dir / "bench" / "models.quick.md").write_text("quick models\n")
+    runner.readme(readme)
+    assert "quick models" in readme.read_text()  # a quick result fills a block with no full result
+    (cache_dir / "bench" / "models.md").write_text("full models\n")
+    runner.readme(readme)
+    assert "full models" in readme.read_text() and "quick models" not in readme.read_text()
+    assert set(runner.BENCHES) >= {"data", "eval", "jobs", "models", "foundation", "dashboard", "accuracy", "scale"}
     assert all((ROOT / "bench" / script).is_file() for script, _, _ in runner.BENCHES.values())
 
 
