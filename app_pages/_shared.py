@@ -24,11 +24,12 @@ def _dataset(name: str, version: str):
     return load_dataset(name)
 
 
-def dataset(name: str):
-    """The dataset `name`, loaded once per server and version (pages treat it as read-only).
-
-    Keyed by the dataset's creation stamp, so a dataset replaced by a new import is reloaded.
-    """
+def version(name: str) -> str:
+    """The creation stamp of a dataset: a cache key that changes when an import replaces it."""
     from bgcore.data.datasets import list_datasets
-    version = next((str(d.get("created")) for d in list_datasets() if d["name"] == name), "")
-    return _dataset(name, version)
+    return next((str(d.get("created")) for d in list_datasets() if d["name"] == name), "")
+
+
+def dataset(name: str):
+    """The dataset `name`, loaded once per server and version (pages treat it as read-only)."""
+    return _dataset(name, version(name))

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages._shared import dataset as shared_dataset
-from app_pages._shared import pick_patient
+from app_pages._shared import pick_patient, version
 from bgcore.evaluation.glycemia import ambulatory_profile, cohort_summary
 from bgcore.plots import agp_figure, cgm_figure
 
@@ -13,8 +13,13 @@ name = st.session_state.get("dataset", "virtual")
 units = st.session_state.get("units", "mmol/L")
 dataset = shared_dataset(name)
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def _summary(name: str, stamp: str, units: str):
+    return cohort_summary(shared_dataset(name), units=units)
+
+
 st.title("Cohort")
-summary = cohort_summary(dataset, units=units)
+summary = _summary(name, version(name), units)
 st.caption(f"Dataset **{name}**: {len(summary)} patients, {summary['days'].sum():.0f} patient-days "
            f"of 5-minute CGM. Consensus targets: in range 70-180 mg/dL (3.9-10.0 mmol/L), below 70 / 54, above "
            "180 / 250 (cumulative, % of readings); GMI from the mean.")

@@ -112,7 +112,7 @@ def main(argv=None) -> int:
             row = {"data": label, **evaluate(cls, dataset)}
             rows.append(row)
             if not args.json:
-                print(f"{label:11s} {row['family']:15s} fit {row['fit_s']:7.1f} s  predict {row['predict_s']:5.2f} s  "
+                print(f"  {label:11s} {row['family']:15s} fit {row['fit_s']:7.1f} s  predict {row['predict_s']:5.2f} s  "
                       f"RMSE@30 {row['rmse30']:5.1f} ({row['vs_persistence30_pct']:+5.1f} %)  "
                       f"RMSE@60 {row['rmse60']:5.1f} ({row['vs_persistence60_pct']:+5.1f} %)", flush=True)
     if args.json:
