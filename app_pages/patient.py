@@ -56,7 +56,9 @@ if not report.ranking.empty:
                                 "mae": st.column_config.NumberColumn(f"MAE ({units})", format="%.2f"),
                                 "skill": st.column_config.NumberColumn("skill vs persistence", format="%.3f")})
 cols = st.columns(2)
-cols[0].download_button("Download the report (HTML)", report_html(report, figures, units),
+# Built only when clicked: the HTML embeds plotly.js (several MB) so that it opens offline.
+cols[0].download_button("Download the report (HTML)", lambda: report_html(report, figures, units),
                         file_name=f"{patient}-report.html", mime="text/html", key="report_html")
-cols[1].download_button("Download the forecasts (CSV, mg/dL)", report_csv(report), file_name=f"{patient}-forecasts.csv",
-                        mime="text/csv", key="report_csv", disabled=report.forecasts is None)
+cols[1].download_button("Download the forecasts (CSV, mg/dL)", lambda: report_csv(report),
+                        file_name=f"{patient}-forecasts.csv", mime="text/csv", key="report_csv",
+                        disabled=report.forecasts is None)

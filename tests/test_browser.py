@@ -93,6 +93,10 @@ def test_served_app_cohort_units_and_leaderboard(server, tmp_path):
         expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
         assert page.locator('[data-testid="stException"]').count() == 0
         page.screenshot(path=str(tmp_path / "patient.png"), full_page=True)
+        with page.expect_download(timeout=60_000) as download:  # built on click (it embeds plotly.js)
+            page.get_by_role("button", name="Download the report (HTML)").click()
+        html = Path(download.value.path()).read_text()
+        assert html.startswith("<!DOCTYPE html>") and "Best model for this patient" in html
         page.get_by_role("link", name="Forecasts").click()
         expect(page.get_by_text("Prediction trail")).to_be_visible(timeout=60_000)
         expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
