@@ -5,7 +5,7 @@ import streamlit as st
 from app_pages._shared import dataset as shared_dataset
 from bgcore.evaluation.leaderboard import (board_view, build_leaderboard, goal_comparisons, horizon_curves,
                                            in_units, patient_scores)
-from bgcore.evaluation.metrics import clarke_zones, parkes_zones
+from bgcore.evaluation.report import error_grid_points
 from bgcore.evaluation.protocol import DEFAULT_PROTOCOL
 from bgcore.plots import board_figure, error_grid_figure, horizon_figure
 from bgcore.store import list_runs, load_forecasts
@@ -109,9 +109,8 @@ else:
         left.caption("Store the reference runs (`python -m bgcore baseline`) to see their error grid.")
     else:
         forecasts = _forecasts(chosen)
-        at_h = forecasts[forecasts["horizon"] == horizon]
-        zones = (clarke_zones if grid == "clarke" else parkes_zones)(at_h[target].to_numpy(), at_h["pred"].to_numpy())
-        left.plotly_chart(error_grid_figure(at_h[target], at_h["pred"], zones, units=units, grid=grid,
+        ref, pred, zones = error_grid_points(forecasts, horizon, target, grid)
+        left.plotly_chart(error_grid_figure(ref, pred, zones, units=units, grid=grid,
                                             title=f"{grid.title()} error grid at {horizon} min"), width="stretch")
     per_patient = in_units(patient_scores(result, chosen, horizon), units, columns=("rmse", "mae"))
     picked = right.dataframe(per_patient, hide_index=True, on_select="rerun", selection_mode="single-row",

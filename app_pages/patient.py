@@ -5,8 +5,7 @@ import streamlit as st
 from app_pages._shared import dataset as shared_dataset
 from app_pages._shared import pick_patient
 from bgcore.data.schema import convert_glucose
-from bgcore.evaluation.metrics import clarke_zones
-from bgcore.evaluation.report import format_glucose, patient_report, report_csv, report_html
+from bgcore.evaluation.report import error_grid_points, format_glucose, patient_report, report_csv, report_html
 from bgcore.plots import agp_figure, error_grid_figure
 from bgcore.store import list_runs
 
@@ -40,9 +39,8 @@ for sentence in report.sentences:
 
 figures = [agp_figure(report.profile, units=units, title="Ambulatory glucose profile (all days)")]
 if report.best is not None:
-    at_h = report.forecasts[report.forecasts["horizon"] == horizon]
-    zones = clarke_zones(at_h["cgm"].to_numpy(), at_h["pred"].to_numpy())
-    figures.append(error_grid_figure(at_h["cgm"], at_h["pred"], zones, units=units,
+    ref, pred, zones = error_grid_points(report.forecasts, horizon)
+    figures.append(error_grid_figure(ref, pred, zones, units=units,
                                      title=f"Clarke error grid, {report.best['model']} at {horizon} min"))
 chart_cols = st.columns(len(figures))
 for col, fig in zip(chart_cols, figures):

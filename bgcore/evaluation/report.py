@@ -166,3 +166,12 @@ def report_html(report: PatientReport, figures: list, units: str = "mmol/L") -> 
     return ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>bgexplorer patient report</title>"
             "<style>body{font-family:sans-serif;max-width:1000px;margin:auto}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px}</style></head><body>" + body + "</body></html>")
+
+
+def error_grid_points(forecasts: pd.DataFrame, horizon: int, target: str = "cgm", grid: str = "clarke"):
+    """Reference, forecast and error-grid zone (0..4 = A..E) of every forecast at `horizon` (mg/dL)."""
+    from .metrics import parkes_zones
+    at = forecasts[forecasts["horizon"] == horizon]
+    ref, pred = at[target].to_numpy(dtype=float), at["pred"].to_numpy(dtype=float)
+    zones = (clarke_zones if grid == "clarke" else parkes_zones)(ref, pred)
+    return ref, pred, zones

@@ -279,3 +279,21 @@ def test_leaderboard_filters_charts_and_run_details(cache_dir):
     at.selectbox(key="board_group").set_value("child").run()
     assert not at.exception and (at.dataframe[0].value["patients"] <= 10).all()
     assert (at.dataframe[0].value.loc[at.dataframe[0].value["model"] == "naive", "patients"] == 1).all()
+
+
+def test_leaderboard_selected_run_shows_its_error_grid_and_patients(cache_dir):
+    from bgcore.cli import main
+    assert main(["baseline"]) == 0
+    at = AppTest.from_file(str(Path(APP).parent / "app_pages" / "leaderboard.py"), default_timeout=120)
+    at.run()
+    best = at.dataframe[0].value.iloc[0]
+    at.session_state["board_table"] = {"selection": {"rows": [0], "columns": [], "cells": []}}  # a click on row 1
+    at.run()
+    assert not at.exception, at.exception
+    assert f"{best['model']} · reference" in [s.value for s in at.subheader]
+    grid = at.get("plotly_chart")[2].proto.spec
+    assert "Clarke error grid at 30 min" in grid and '"zone A"' in grid.replace(": ", ":").replace(' "', '"')
+    patients = at.dataframe[-1].value
+    assert len(patients) == 30 and patients["rmse"].is_monotonic_decreasing
+    at.radio(key="board_grid").set_value("parkes").run()
+    assert not at.exception and "Parkes error grid" in at.get("plotly_chart")[2].proto.spec
