@@ -19,10 +19,31 @@ def best_of(fn, repeat: int):
     return min(times), result
 
 
-def report(rows: list[dict], title: str, as_json: bool, repeat: int) -> int:
-    """Mark each row ok against its target, print a table (or JSON); exit status 1 if a target is missed."""
+def _results_dir():
+    from bgcore.paths import cache_root
+    return cache_root() / "bench"
+
+
+RESULTS_DIR = _results_dir()
+"""Taken when a benchmark starts: several point BGCORE_CACHE at scratch folders while they run."""
+
+
+def save_csv(rows, name: str) -> None:
+    """Write a benchmark's rows to ``cache/bench/<name>.csv``."""
+    folder = RESULTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(folder / f"{name}.csv", index=False)
+
+
+def report(rows: list[dict], title: str, as_json: bool, repeat: int, name: str | None = None) -> int:
+    """Mark each row ok against its target, print a table (or JSON), write ``cache/bench/<name>.csv``.
+
+    Returns exit status 1 if a target is missed.
+    """
     for r in rows:
         r["ok"] = None if r.get("target_s") is None else bool(r["seconds"] < r["target_s"])
+    if name:
+        save_csv(rows, name)
     if as_json:
         print(json.dumps(rows, indent=2))
     else:

@@ -85,7 +85,7 @@ def main(argv=None) -> int:
     rows.append({"benchmark": f"all features ({feats.shape[1] - frame.shape[1]} columns), whole cohort",
                  "rows": len(frame), "seconds": seconds, "target_s": TARGETS["features"]})
 
-    return report(rows, "bgcore data benchmarks", args.json, args.repeat)
+    return report(rows, "bgcore data benchmarks", args.json, args.repeat, name="data")
 
 if __name__ == "__main__":
     raise SystemExit(main())

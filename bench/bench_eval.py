@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     rows.append({"benchmark": f"cohort leaderboard from {len(result['runs'])} stored runs "
                               f"({len(base):,} forecasts each)", "seconds": seconds, "target_s": TARGETS["leaderboard"]})
 
-    return report(rows, "bgcore evaluation benchmarks", args.json, args.repeat)
+    return report(rows, "bgcore evaluation benchmarks", args.json, args.repeat, name="eval")
 
 if __name__ == "__main__":
     raise SystemExit(main())

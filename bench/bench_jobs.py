@@ -23,7 +23,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import markdown_table  # noqa: E402
+from _common import markdown_table, save_csv  # noqa: E402
 
 
 def fresh_cache():
@@ -73,6 +73,7 @@ def main() -> int:
         manager.shutdown()
     rows.append({"benchmark": f"{len(heavy)} auto-ARIMA sub-tasks, whole sweep", "direct_s": one_thread,
                  "job_manager_s": on_cluster, "overhead_s": None})
+    save_csv(rows, "jobs")
     table = pd.DataFrame(rows).rename(columns={"direct_s": "direct / 1 thread (s)",
                                                "job_manager_s": "job manager / 2-worker Dask (s)"})
     print(f"bgcore job benchmarks ({os.cpu_count()} CPUs)\n")

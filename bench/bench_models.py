@@ -25,7 +25,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import markdown_table  # noqa: E402
+from _common import markdown_table, save_csv  # noqa: E402
 
 from bgcore.data.cohort import load_cohort  # noqa: E402
 from bgcore.data.splits import temporal_split  # noqa: E402
@@ -99,6 +99,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.experiments:
         rows = experiments(load_cohort())
+        save_csv(rows, "experiments")
         print(json.dumps(rows, indent=2) if args.json else markdown_table(pd.DataFrame(rows).round(2)))
         return 0
     cohort = load_cohort()
@@ -115,6 +116,7 @@ def main(argv=None) -> int:
                 print(f"  {label:11s} {row['family']:15s} fit {row['fit_s']:7.1f} s  predict {row['predict_s']:5.2f} s  "
                       f"RMSE@30 {row['rmse30']:5.1f} ({row['vs_persistence30_pct']:+5.1f} %)  "
                       f"RMSE@60 {row['rmse60']:5.1f} ({row['vs_persistence60_pct']:+5.1f} %)", flush=True)
+    save_csv(rows, "models")
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
