@@ -49,11 +49,22 @@ PATCH = 8
 
 
 def _torch():
-    import torch
     from transformers.utils import logging as hf_logging
-    torch.set_num_threads(1)  # measured: two threads are slower and erratic on the 2-core machine
+
+    from ..deep import _torch as single_threaded_torch
     hf_logging.disable_progress_bar()  # weight loading/saving bars would flood job logs
-    return torch
+    return single_threaded_torch()
+
+
+def quantile_forecast(q, levels=LEVELS) -> ForecastArrays:
+    """Forecast from quantiles ``(n, H, Q)``: clipped to the glucose range, sorted, median as the point."""
+    q = np.sort(np.clip(np.asarray(q, dtype=float), *GLUCOSE_RANGE), axis=2)
+    return ForecastArrays(q[:, :, list(levels).index(0.5)], q, tuple(levels))
+
+
+def sample_forecast(draws) -> ForecastArrays:
+    """Forecast from sample paths ``(n, samples, H)``: their `LEVELS` quantiles (median as the point)."""
+    return quantile_forecast(np.moveaxis(np.quantile(np.asarray(draws, dtype=float), LEVELS, axis=1), 0, -1))
 
 
 def chronos2_config(size: str = "small", context_steps: int = 288, horizon_steps: int = 24):
@@ -234,9 +245,7 @@ class _Chronos2Family(Forecaster):
             quantiles, _ = self.pipe_.predict_quantiles(
                 context_inputs(batch, self.covariates(), self.context_steps), prediction_length=horizon,
                 quantile_levels=list(LEVELS), batch_size=256)
-        q = np.stack([t[0].numpy() for t in quantiles]).astype(float)[:, self.steps_ - 1, :]
-        q = np.sort(np.clip(q, *GLUCOSE_RANGE), axis=2)
-        return ForecastArrays(q[:, :, LEVELS.index(0.5)], q, LEVELS)
+        return quantile_forecast(np.stack([t[0].numpy() for t in quantiles])[:, self.steps_ - 1, :])
 
     def weights_info(self) -> dict:
         """Which weights this model runs on, where they came from and what was trained on top."""
@@ -302,18 +311,14 @@ class _ChronosZeroShot(Forecaster):
 
     def _contexts(self, batch):
         torch = _torch()
-        cgm = batch.cgm[:, -self.context_steps:]
-        first = np.argmax(np.isfinite(cgm), axis=1)
-        return [torch.tensor(row[start:], dtype=torch.float32) for row, start in zip(cgm, first)]
+        return [torch.from_numpy(item["target"]) for item in context_inputs(batch, (), self.context_steps)]
 
     def _predict(self, batch):
         torch = _torch()
         with torch.no_grad():
             q, _ = self.pipe_.predict_quantiles(self._contexts(batch), prediction_length=int(self.steps_.max()),
                                                 quantile_levels=list(LEVELS), **self._predict_kwargs())
-        q = np.asarray(q.numpy(), dtype=float)[:, self.steps_ - 1, :]
-        q = np.sort(np.clip(q, *GLUCOSE_RANGE), axis=2)
-        return ForecastArrays(q[:, :, LEVELS.index(0.5)], q, LEVELS)
+        return quantile_forecast(q.numpy()[:, self.steps_ - 1, :])
 
     def _predict_kwargs(self) -> dict:
         return {}

@@ -30,7 +30,7 @@ from ..base import Forecaster
 from ..features import fill_past, training_examples
 from ..registry import register
 from . import weights as weights_mod
-from .chronos import GLUCOSE_RANGE, _torch
+from .chronos import GLUCOSE_RANGE, _torch, quantile_forecast
 
 SCALE = 50.0  # mg/dL: the loss is computed on (forecast - target) / SCALE
 HORIZON = 24  # steps (120 min): every model forecasts all of them; fit/predict select the asked ones
@@ -161,7 +161,7 @@ class _HFForecaster(Forecaster):
         point = np.clip(np.concatenate(points).astype(float)[:, self.steps_ - 1], *GLUCOSE_RANGE)
         if not quants:
             return ForecastArrays(point)
-        q = np.sort(np.clip(np.concatenate(quants).astype(float)[:, self.steps_ - 1, :], *GLUCOSE_RANGE), axis=2)
+        q = quantile_forecast(np.concatenate(quants)[:, self.steps_ - 1, :], (*self._levels(),)).quantiles
         return ForecastArrays(point, q, tuple(self._levels()))
 
     def weights_info(self) -> dict:

@@ -20,9 +20,8 @@ import json
 import numpy as np
 
 from ...data.schema import DataError
-from ...evaluation.reference import ForecastArrays
 from ..registry import register
-from .chronos import GLUCOSE_RANGE, LEVELS, _torch
+from .chronos import _torch, sample_forecast
 from .hf_models import HORIZON, _HFForecaster
 
 LAGS = tuple(range(12)) + (17, 23, 35, 47, 71, 95, 143, 191)  # 0-based steps back (5 min each)
@@ -100,9 +99,7 @@ class LagLlama(_HFForecaster):
                     steps.append(draw)
                     p, m = torch.cat((p, draw), 1), torch.cat((m, torch.ones_like(draw)), 1)
                 paths.append(torch.cat(steps, 1).reshape(-1, S, HORIZON).numpy())
-        draws = np.concatenate(paths).astype(float)[:, :, self.steps_ - 1]
-        q = np.sort(np.clip(np.moveaxis(np.quantile(draws, LEVELS, axis=1), 0, -1), *GLUCOSE_RANGE), axis=2)
-        return ForecastArrays(q[:, :, LEVELS.index(0.5)], q, LEVELS)
+        return sample_forecast(np.concatenate(paths)[:, :, self.steps_ - 1])
 
     def _save_state(self, folder):
         from safetensors.torch import save_file

@@ -15,12 +15,11 @@ import json
 import numpy as np
 
 from ...data.schema import DataError
-from ...evaluation.reference import ForecastArrays
 from ..base import Forecaster
 from ..features import fill_past
 from ..registry import register
 from . import weights as weights_mod
-from .chronos import GLUCOSE_RANGE, LEVELS, _torch
+from .chronos import _torch, sample_forecast
 
 DISTRIBUTIONS = ("MixtureOutput", "StudentTOutput", "NormalFixedScaleOutput", "NormalOutput",
                  "NegativeBinomialOutput", "LogNormalOutput")
@@ -118,10 +117,7 @@ class Moirai(Forecaster):
                     past_target=torch.tensor(past[sl, :, None], dtype=torch.float32),
                     past_observed_target=torch.from_numpy(observed[sl, :, None]),
                     past_is_pad=torch.from_numpy(~observed[sl] & (np.cumsum(observed[sl], axis=1) == 0))).numpy())
-        draws = np.concatenate(samples).astype(float)[:, :, self.steps_ - 1]  # (n, samples, H)
-        q = np.moveaxis(np.quantile(draws, LEVELS, axis=1), 0, -1)
-        q = np.sort(np.clip(q, *GLUCOSE_RANGE), axis=2)
-        return ForecastArrays(q[:, :, LEVELS.index(0.5)], q, LEVELS)
+        return sample_forecast(np.concatenate(samples)[:, :, self.steps_ - 1])  # (n, samples, H)
 
     def weights_info(self) -> dict:
         self._require_fitted()
