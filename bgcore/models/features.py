@@ -33,6 +33,12 @@ def fill_past(values: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(filled), filled, first)
 
 
+def observed_past(cgm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Context windows with gaps forward-filled (rows never observed are 0), and the observed mask."""
+    cgm = np.asarray(cgm, dtype=float)
+    return np.nan_to_num(fill_past(cgm), nan=0.0), np.isfinite(cgm)
+
+
 def on_board_at_origin(amounts: np.ndarray, remaining) -> np.ndarray:
     """Insulin or carbs on board at the origin from the context window (NaN doses count as 0)."""
     steps = min(ACTION_STEPS, amounts.shape[1])

@@ -255,3 +255,11 @@ def test_lag_llama_limits_and_refusals(parts):
         cls(**{**cls.get_test_params(), "context_steps": 200}).fit(parts["train"])
     with pytest.raises(DataError, match="published checkpoint is a pickle"):
         cls(weights="lag-llama").fit(parts["train"])
+
+
+def test_context_gaps_are_forward_filled_and_masked():
+    from bgcore.models.features import observed_past
+    nan = np.nan
+    past, mask = observed_past(np.array([[nan, 100.0, nan, nan, 130.0], [nan, nan, nan, nan, nan]]))
+    np.testing.assert_array_equal(past, [[100, 100, 100, 100, 130], [0, 0, 0, 0, 0]])  # no zeros inside a record
+    np.testing.assert_array_equal(mask, [[False, True, False, False, True], [False] * 5])

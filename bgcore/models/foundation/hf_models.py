@@ -27,7 +27,7 @@ from ...data.schema import DataError
 from ...evaluation.reference import ForecastArrays
 from ...paths import atomic_folder, cache_root
 from ..base import Forecaster
-from ..features import fill_past, training_examples
+from ..features import observed_past, training_examples
 from ..registry import register
 from . import weights as weights_mod
 from .chronos import GLUCOSE_RANGE, _torch, quantile_forecast
@@ -94,9 +94,7 @@ class _HFForecaster(Forecaster):
         """Past values (filled) and observed mask, left-padded to the model's context length."""
         L = self._context()
         cgm = cgm[:, -L:]
-        mask = np.isfinite(cgm)
-        past = np.where(mask, fill_past(cgm), 0.0)
-        past = np.where(np.isfinite(past), past, 0.0)
+        past, mask = observed_past(cgm)  # gaps forward-filled (TimesFM has no mask), and masked for TTM
         if cgm.shape[1] < L:
             pad = L - cgm.shape[1]
             past = np.pad(past, ((0, 0), (pad, 0)), mode="edge")

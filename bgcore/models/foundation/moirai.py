@@ -16,7 +16,7 @@ import numpy as np
 
 from ...data.schema import DataError
 from ..base import Forecaster
-from ..features import fill_past
+from ..features import observed_past
 from ..registry import register
 from . import weights as weights_mod
 from .chronos import _torch, sample_forecast
@@ -102,9 +102,7 @@ class Moirai(Forecaster):
         H = int(self.steps_.max())
         cgm = batch.cgm[:, -self.context_steps:]
         L = cgm.shape[1]
-        observed = np.isfinite(cgm)
-        past = np.where(observed, fill_past(cgm), 0.0)
-        past = np.where(np.isfinite(past), past, 0.0)
+        past, observed = observed_past(cgm)
         forecaster = MoiraiForecast(prediction_length=H, target_dim=1, feat_dynamic_real_dim=0,
                                     past_feat_dynamic_real_dim=0, context_length=L, module=self.module_,
                                     patch_size=self.patch_size, num_samples=self.num_samples)
