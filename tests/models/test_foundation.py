@@ -257,6 +257,26 @@ def test_lag_llama_limits_and_refusals(parts):
         cls(weights="lag-llama").fit(parts["train"])
 
 
+def test_lag_llama_incremental_decoding_equals_the_full_forward_pass(parts):
+    """Each decoded step (new token against cached keys/values) is what the full forward pass gives."""
+    import torch
+
+    from bgcore.models.features import training_examples
+    from bgcore.models.foundation.lag_llama import sample_paths
+    model = registry.get("lag_llama")(**{**registry.get("lag_llama").get_test_params(), "steps": 20}).fit(parts["train"])
+    examples, _ = training_examples(parts["train"], np.arange(1, 25), model._context(), stride_steps=37)
+    past, mask = (torch.from_numpy(a[:5]) for a in model._arrays(examples.cgm))
+    mask = mask.float()
+    with torch.no_grad():
+        path = sample_paths(model.net_, past, mask, 1, draw=lambda distribution: distribution.mean)[:, 0]
+        params, loc, scale = model.net_(past_target=past, past_observed_values=mask, future_target=path)
+        full = model.net_.distr_output.distribution(params, loc, scale).mean[:, -24:]
+        paths = sample_paths(model.net_, past, mask, 6)
+    assert path.shape == (5, 24) and float(path.std()) > 0  # a forecast that moves, not a constant
+    np.testing.assert_allclose(path.numpy(), full.numpy(), rtol=1e-5, atol=1e-3)
+    assert paths.shape == (5, 6, 24) and float(paths.std(dim=1).mean()) > 0  # sample paths differ
+
+
 def test_context_gaps_are_forward_filled_and_masked():
     from bgcore.models.features import observed_past
     nan = np.nan
