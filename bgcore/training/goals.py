@@ -114,17 +114,19 @@ def fit_and_backtest(goal: str, family: str, params: dict | None = None, patient
         raise DataError(f"unknown patients in dataset {data.name!r}: {unknown[:5]}", column="patient_id")
     cls = registry.get(family)
     params = dict(params or {})
-    parts = temporal_split(data.frame, protocol.split)
+    fingerprint = data_fingerprint(data.frame)  # of the whole dataset: the card names the data the run is on
+    # the split is per patient, so only the chosen patients' rows need splitting (a sweep of
+    # per-patient sub-tasks would otherwise split the whole dataset in each)
+    work = data if len(patients) == len(data.patient_ids) else data.subset(patients)
+    parts = temporal_split(work.frame, protocol.split)
     started = time.perf_counter()
     report = progress or (lambda fraction, message: None)
     stop = cancel or (lambda: False)
     models, forecasts, errors, card = {}, [], {}, None
 
-    fingerprint = data_fingerprint(data.frame)
-
     def evaluate(model, pids):
         nonlocal card
-        frame, card = backtest(data, model, protocol, patients=pids, fingerprint=fingerprint)
+        frame, card = backtest(work, model, protocol, patients=pids, fingerprint=fingerprint)
         forecasts.append(frame)
 
     def per_patient(make_model):

@@ -29,6 +29,20 @@ def test_single_trains_one_model_per_patient_on_its_own_data(data):
     assert [r["run_id"] for r in list_runs("t")] == [record["run_id"]]
 
 
+def test_a_run_on_some_patients_equals_their_part_of_a_whole_dataset_run(data):
+    from bgcore.evaluation.protocol import data_fingerprint
+    some = train("single", "arx", patients=["c2", "a2"], dataset=data)
+    every = train("single", "arx", dataset=data)
+    assert run_record(some["run_id"])["data_fingerprint"] == data_fingerprint(data.frame)  # same board as `every`
+    assert run_record(every["run_id"])["data_fingerprint"] == data_fingerprint(data.frame)
+    mine = load_forecasts(some["run_id"])
+    theirs = load_forecasts(every["run_id"])
+    theirs = theirs[theirs["patient_id"].isin(["a2", "c2"])]
+    assert len(mine) == len(theirs) > 0
+    np.testing.assert_allclose(mine["pred"].to_numpy(), theirs["pred"].to_numpy())  # same split, same origins
+    np.testing.assert_array_equal(mine["origin"].to_numpy(), theirs["origin"].to_numpy())
+
+
 def test_multi_and_patient_holdout(data):
     multi = train("multi", "arx", dataset=data)
     assert load_model(multi["run_id"]).patients_ == tuple(sorted(IDS))
