@@ -5,7 +5,8 @@
 * Overhead: a sweep of many tiny sub-tasks (naive forecaster, one patient each, every
   sub-task trains, backtests and stores a run) through the job manager, against the same
   calls made directly in a loop; the difference per sub-task is the job system's cost
-  (database writes, indexing the per-patient metrics, thread hand-off).
+  (database writes, indexing the per-patient metrics, thread hand-off). The same for a few
+  single-patient LightGBM sub-tasks (OpenMP code, first run in the main thread).
 * Scale-out: a sweep of heavier sub-tasks (auto-ARIMA per patient) on one local thread
   versus a `LocalCluster` of 2 single-threaded worker processes.
 """
@@ -54,6 +55,23 @@ def main() -> int:
     manager.shutdown()
     rows.append({"benchmark": f"{len(tiny)} tiny sub-tasks, per sub-task", "direct_s": bare, "job_manager_s": managed,
                  "overhead_s": managed - bare})
+
+    # a real family whose native code is OpenMP, run in the main thread first: the job's thread
+    # must not pay for a second OpenMP team (bgcore.models.base.on_openmp_thread)
+    boosted = [[p] for p in patients[:4]]
+    fresh_cache()
+    t0 = time.perf_counter()
+    for group in boosted:
+        train("single", "lightgbm", patients=group)
+    bare = (time.perf_counter() - t0) / len(boosted)
+    fresh_cache()
+    manager = JobManager(workers=1)
+    t0 = time.perf_counter()
+    manager.wait(manager.submit_sweep("single", ["lightgbm"], patient_groups=boosted))
+    managed = (time.perf_counter() - t0) / len(boosted)
+    manager.shutdown()
+    rows.append({"benchmark": f"{len(boosted)} LightGBM sub-tasks (one patient each), per sub-task", "direct_s": bare,
+                 "job_manager_s": managed, "overhead_s": managed - bare})
 
     heavy = [[p] for p in patients[:16]]
     fresh_cache()

@@ -21,6 +21,9 @@ The constructor only stores hyper-parameters (``get_params``); fitted state ends
 from __future__ import annotations
 
 import json
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +60,7 @@ class Forecaster:
         "min_history_steps": 2,    # context steps the forecaster needs at each origin
         "min_train_steps": 288,    # training steps it needs (per patient for local models)
         "needs_torch": False,
+        "openmp": False,           # native OpenMP code: fit/predict run on the process's one OpenMP thread
         "requires": (),            # importable modules it needs
     }
 
@@ -140,7 +144,7 @@ class Forecaster:
         self.horizons_ = horizons
         self.steps_ = horizons // STEP_MINUTES
         self._progress, self._cancel, self._validation = progress, cancel, validation
-        self._fit(train)
+        self._native(self._fit, train)
         self.is_fitted_ = True
         return self
 
@@ -153,6 +157,10 @@ class Forecaster:
             if name not in frame or frame[name].isna().all():
                 raise DataError(f"{self.name} uses {name}, but the data has no {name} records", column=name,
                                 expected=f"{name} data, or a forecaster without {name}")
+
+    def _native(self, hook, *args):
+        """Call a private hook, on the OpenMP thread for families tagged ``openmp``."""
+        return on_openmp_thread(hook, *args) if self.get_tags()["openmp"] else hook(*args)
 
     def _report(self, fraction: float, message: str = "") -> None:
         if self._progress is not None:
@@ -174,7 +182,7 @@ class Forecaster:
         need = self.get_tags()["min_history_steps"]
         if batch.cgm.shape[1] < need:
             raise DataError(f"{self.name} needs {need} steps of context, got {batch.cgm.shape[1]}")
-        out = self._predict(batch)
+        out = self._native(self._predict, batch)
         point = np.asarray(out.point, dtype=float)
         if point.shape != (len(batch), len(self.steps_)):
             raise RuntimeError(f"{self.name}: _predict returned shape {point.shape}")
@@ -202,7 +210,7 @@ class Forecaster:
         model = self.clone()
         model.__dict__.update({k: v for k, v in self.__dict__.items() if k.endswith("_")})
         model._progress, model._cancel, model._validation = progress, cancel, None
-        model._fine_tune(train)
+        model._native(model._fine_tune, train)
         return model
 
     # --- persistence --------------------------------------------------------------
@@ -211,7 +219,7 @@ class Forecaster:
         self._require_fitted()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self._save_state(folder)
+        self._native(self._save_state, folder)
         config = {"name": self.name, "params": self.get_params(), "horizons_min": self.horizons_.tolist()}
         (folder / CONFIG).write_text(json.dumps(config, indent=2, default=_json_default))
         return folder
@@ -230,7 +238,7 @@ class Forecaster:
         model.horizons_ = np.asarray(config["horizons_min"], dtype=int)
         model.steps_ = model.horizons_ // STEP_MINUTES
         model._progress = model._cancel = None
-        model._load_state(folder)
+        model._native(model._load_state, folder)
         model.is_fitted_ = True
         return model
 
@@ -253,6 +261,43 @@ class Forecaster:
     def _load_state(self, folder: Path) -> None:
         for key, value in json.loads((folder / "state.json").read_text()).items():
             setattr(self, key, _restore(value))
+
+
+def compute_threads(default: int = 2) -> int:
+    """Threads for a family's native code: ``$OMP_NUM_THREADS`` when set, else `default`.
+
+    Dask sets ``OMP_NUM_THREADS=1`` in each worker process, so two single-threaded workers
+    share the cores instead of each starting a team of `default` threads on them.
+    """
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS") or default))
+    except ValueError:
+        return default
+
+
+_OPENMP_THREAD = "bgcore-openmp"
+_openmp = {"pool": None, "pid": None}
+_openmp_lock = threading.Lock()
+
+
+def on_openmp_thread(fn, *args):
+    """Run ``fn(*args)`` on this process's one thread for OpenMP code (LightGBM, scikit-learn's HGB).
+
+    libgomp keeps a team of threads per calling thread. Once teams exist in two threads of a
+    process (the CLI's main thread and a job thread, a page's script thread and a job), there
+    are more OpenMP threads than cores, libgomp stops spinning between parallel regions and
+    each of the thousands of small regions of a boosting fit waits on the kernel: 6-9x slower
+    on 2 cores (measured). With one calling thread there is one team. Jobs that fit OpenMP
+    models at the same time therefore take turns.
+    """
+    if threading.current_thread().name.startswith(_OPENMP_THREAD):
+        return fn(*args)
+    with _openmp_lock:
+        if _openmp["pid"] != os.getpid():  # a forked child has the pool object but not its thread
+            _openmp["pool"] = ThreadPoolExecutor(max_workers=1, thread_name_prefix=_OPENMP_THREAD)
+            _openmp["pid"] = os.getpid()
+        pool = _openmp["pool"]
+    return pool.submit(fn, *args).result()
 
 
 def require_cache_path(folder: Path) -> Path:

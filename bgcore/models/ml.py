@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..evaluation.reference import ForecastArrays
-from .base import Forecaster, require_cache_path
+from .base import Forecaster, compute_threads, require_cache_path
 from .features import batch_features, training_examples
 from .registry import register
 
@@ -68,7 +68,7 @@ class LightGBM(_Tabular):
                  "min_child_samples": 50, "quantiles": (0.1, 0.9), "finetune_rounds": 100, "finetune_lr": 0.02,
                  "strategy": "stacked"}
     _grid = {"num_leaves": [15, 31, 63], "learning_rate": [0.03, 0.1], "n_estimators": [200, 400]}
-    _tags = {"probabilistic": True, "fine_tune": True, "requires": ("lightgbm",)}
+    _tags = {"probabilistic": True, "fine_tune": True, "openmp": True, "requires": ("lightgbm",)}
 
     @classmethod
     def get_test_params(cls):
@@ -78,7 +78,7 @@ class LightGBM(_Tabular):
     def _params(self, objective="regression", alpha=None, learning_rate=None):
         params = {"objective": objective, "learning_rate": learning_rate or self.learning_rate,
                   "num_leaves": self.num_leaves, "min_child_samples": self.min_child_samples, "seed": self.seed,
-                  "deterministic": True, "force_row_wise": True, "num_threads": 2, "verbose": -1}
+                  "deterministic": True, "force_row_wise": True, "num_threads": compute_threads(), "verbose": -1}
         if alpha is not None:
             params["alpha"] = alpha
         return params
@@ -125,8 +125,8 @@ class LightGBM(_Tabular):
             return super()._predict(batch)
         X, _ = batch_features(batch, covariates=self.use_covariates)
         last = np.nan_to_num(batch.cgm[:, -1])[:, None]
-        point = last + np.column_stack([b.predict(X, num_threads=2) for b in self.boosters_])
-        qs = [last + np.column_stack([m.predict(X, num_threads=2) for m in self.quantile_models_[level]])
+        point = last + np.column_stack([b.predict(X, num_threads=compute_threads()) for b in self.boosters_])
+        qs = [last + np.column_stack([m.predict(X, num_threads=compute_threads()) for m in self.quantile_models_[level]])
               for level in self.quantile_levels_]
         if not qs:
             return ForecastArrays(point)
@@ -134,7 +134,7 @@ class LightGBM(_Tabular):
 
     def _predict_change(self, Z, level=None):
         model = self.booster_ if level is None else self.quantile_models_[level]
-        return model.predict(Z, num_threads=2)
+        return model.predict(Z, num_threads=compute_threads())
 
     def _fine_tune(self, train):
         """Continue boosting the population model on `train` with a lower learning rate."""
@@ -235,6 +235,7 @@ class HistGradientBoosting(_Sklearn):
     """scikit-learn histogram gradient boosting."""
 
     name = "hist_gbm"
+    _tags = {"openmp": True}
     _defaults = {**_Tabular._common, "max_iter": 300, "learning_rate": 0.05, "max_leaf_nodes": 31}
     _grid = {"max_leaf_nodes": [15, 31, 63], "learning_rate": [0.03, 0.1]}
 
@@ -263,7 +264,7 @@ class _Forest(_Sklearn):
         import sklearn.ensemble
         return getattr(sklearn.ensemble, self.estimator)(
             n_estimators=self.n_estimators, max_depth=self.max_depth, bootstrap=True, max_samples=self.max_samples,
-            n_jobs=2, random_state=self.seed)
+            n_jobs=compute_threads(), random_state=self.seed)
 
 
 @register

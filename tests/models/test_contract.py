@@ -1,5 +1,7 @@
 """One contract suite over every registered forecaster family."""
 
+import threading
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -198,3 +200,33 @@ def test_training_reports_progress_and_can_be_cancelled(name, split):
     with pytest.raises(InterruptedError):
         cls(**{**cls.get_test_params(), **({"epochs": 3} if "epochs" in cls._defaults else {})}).fit(
             split[0], cancel=lambda: True)
+
+
+OPENMP = [cls for cls in FAMILIES if cls.get_tags()["openmp"]]
+
+
+@pytest.mark.parametrize("cls", OPENMP + [registry.get("ridge")], ids=[c.name for c in OPENMP] + ["ridge"])
+def test_openmp_code_runs_on_one_thread_whoever_calls(cls, frame, split, cache_dir, monkeypatch):
+    """OpenMP families (one libgomp team per calling thread) run fit/predict/save/load on one thread."""
+    assert {"lightgbm", "hist_gbm"} <= {c.name for c in OPENMP}
+    seen = []
+    for hook in ("_fit", "_predict", "_save_state", "_load_state"):
+        def spy(self, *args, _original=getattr(cls, hook)):
+            seen.append(threading.current_thread().name)
+            return _original(self, *args)
+        monkeypatch.setattr(cls, hook, spy)
+    train, rows = split
+
+    def work(tag):
+        model = fitted(cls, train)
+        Forecaster.load(model.save(cache_dir / tag)).predict_arrays(batch_of(frame, rows))
+
+    work("main")
+    other = threading.Thread(target=work, args=("other",), name="a-job-thread")
+    other.start()
+    other.join()
+    assert len(seen) == 8
+    if cls.get_tags()["openmp"]:
+        assert len(set(seen)) == 1 and seen[0].startswith("bgcore-openmp")
+    else:  # everything else stays on the caller's thread
+        assert seen == ["MainThread"] * 4 + ["a-job-thread"] * 4
