@@ -29,7 +29,7 @@ BENCHES = {
     "data": ("bench_data.py", [], ["--repeat", "1"]),
     "eval": ("bench_eval.py", [], ["--repeat", "1"]),
     "jobs": ("bench_jobs.py", [], []),
-    "models": ("bench_models.py", ["--scope", "cohort"],
+    "models": ("bench_models.py", ["--scope", "both"],
                ["--scope", "cohort", "--families", "naive,nightscout_ar2,arx,ridge,lightgbm,nbeats_mlp"]),
     "experiments": ("bench_models.py", ["--experiments"], None),
     "accuracy": ("bench_accuracy.py", [], ["--quick"]),

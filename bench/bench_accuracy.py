@@ -1,17 +1,23 @@
 """Accuracy: every family under every training goal on the embedded cohort, with the evaluation protocol.
 
     python bench/bench_accuracy.py --quick          # four families (a few minutes on 2 cores)
-    python bench/bench_accuracy.py                  # every family that runs here (about an hour)
+    python bench/bench_accuracy.py                  # every family that runs here (hours: see the README)
+    python bench/bench_accuracy.py --resume         # go on after an interruption, keeping finished rows
     python bench/bench_accuracy.py --families lightgbm,arx --goals single,multi --json
 
 For each family and goal (single-patient, multi-patient for global families, fine-tune of
-that multi-patient model where the family supports it) the models are trained on the train
-parts and scored on the test origins of all 30 patients, against the CGM reading and against
-the true glucose: RMSE, MAE and MARD at 30 and 60 minutes (mean over patients, RMSE with a
-patient-bootstrap 95 % interval), skill over persistence on the same origins, Clarke A+B %
-and detection of lows (< 70 mg/dL within the next hour: sensitivity and precision, pooled
-over patients). Persistence and Nightscout AR2 are reference rows; published figures from
-other data and protocols are listed separately and labelled as such. Writes
+that multi-patient model where the family supports it) the models are trained with their
+default parameters on the train parts and scored on the test origins of all 30 patients,
+against the CGM reading and against the true glucose: RMSE, MAE and MARD at 30 and 60
+minutes (mean over patients with a patient-bootstrap 95 % interval), skill over persistence
+on the same origins (with its interval), Clarke A+B % and detection of lows (< 70 mg/dL
+within the next hour: sensitivity and precision, pooled over patients); probabilistic
+families add CRPS and the coverage of their 80 % interval. Persistence and Nightscout AR2 are
+reference rows; published figures from other data and protocols are listed separately and
+labelled as such. A family x goal that fails is reported and the others go on.
+
+Rows are appended to ``cache/bench/accuracy-work/rows.jsonl`` as they finish (the runs under
+``accuracy-work/cache``), so ``--resume`` skips what is done; the table is written to
 ``cache/bench/accuracy.csv``.
 """
 
@@ -20,9 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
-import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _common import markdown_table  # noqa: E402
 
-QUICK = ("arx", "ridge", "lightgbm", "nbeats_mlp")  # the DFM has its own benchmark (bench_foundation.py)
+QUICK = ("arx", "ridge", "lightgbm", "nbeats_mlp")
+HORIZONS = (30, 60)
 # Published results on other data and protocols: context only, never comparable rows.
 PUBLISHED = [
     {"source": "OhioT1DM, BGLP challenge 2020: best 30-minute RMSE (6 real patients, CGM, its own protocol)",
@@ -45,26 +53,57 @@ PUBLISHED = [
 
 
 def summarise(forecasts: pd.DataFrame, label: dict) -> list[dict]:
-    """Rows (one per target) of the metrics the README reports, from one run's forecasts."""
+    """Rows (one per target: ``cgm``, and ``bg`` where the data has it) of the reported metrics of one run.
+
+    Means over patients with patient-bootstrap 95 % intervals (``<metric><h>_ci``); Clarke
+    A+B in % of pairs (mean over patients); lows (< 70 mg/dL within 60 minutes) pooled over
+    patients; CRPS and 80 % interval coverage where the run has quantiles.
+    """
     from bgcore.evaluation.leaderboard import bootstrap_ci
-    from bgcore.evaluation.scoring import score_events, score_patients
+    from bgcore.evaluation.scoring import score_events, score_patients, score_probabilistic
     rows = []
     for target in ("cgm", "bg"):
+        if target not in forecasts or not forecasts[target].notna().any():
+            continue
         scores = score_patients(forecasts, target)
-        row = {**label, "target": target, "patients": int(scores["patient_id"].nunique())}
-        for h in (30, 60):
+        scores["skill_pct"] = 100 * scores["skill"]
+        scores["clarke_ab"] = scores["clarke_A"] + scores["clarke_B"]
+        probabilistic = score_probabilistic(forecasts, target)
+        row = {**label, "target": target, "patients": int(scores.loc[scores["n"] > 0, "patient_id"].nunique())}
+        for h in HORIZONS:
             at = scores[(scores["horizon"] == h) & (scores["n"] > 0)]
-            lo, hi = bootstrap_ci(at["rmse"])
-            row.update({f"rmse{h}": at["rmse"].mean(), f"rmse{h}_ci": f"{lo:.1f}-{hi:.1f}", f"mae{h}": at["mae"].mean(),
-                        f"mard{h}": at["mard"].mean(), f"skill{h}_pct": 100 * at["skill"].mean(),
-                        f"clarke_ab{h}": (at["clarke_A"] + at["clarke_B"]).mean()})
+            for metric in ("rmse", "mae", "mard", "skill_pct"):
+                name = f"{metric[:-4]}{h}_pct" if metric.endswith("_pct") else f"{metric}{h}"
+                lo, hi = bootstrap_ci(at[metric])
+                row[name] = float(at[metric].mean())
+                row[f"{name}_ci"] = f"{lo:.1f}-{hi:.1f}"
+            row[f"clarke_ab{h}"] = float(at["clarke_ab"].mean())
+            if not probabilistic.empty:
+                pat = probabilistic[(probabilistic["horizon"] == h) & (probabilistic["n"] > 0)]
+                row[f"crps{h}"] = float(pat["crps"].mean())
+                if "coverage_80" in pat:
+                    row[f"coverage80_{h}_pct"] = float(100 * pat["coverage_80"].mean())
         events = score_events(forecasts, target)
         lows = events[(events["event"] == "hypo<70") & (events["window_min"] == 60)]
-        tp, fp, fn = (lows[c].sum() for c in ("tp", "fp", "fn"))
+        tp, fp, fn = (float(lows[c].sum()) for c in ("tp", "fp", "fn"))
         row["hypo_sensitivity_pct"] = 100 * tp / (tp + fn) if tp + fn else np.nan
         row["hypo_precision_pct"] = 100 * tp / (tp + fp) if tp + fp else np.nan
         rows.append(row)
     return rows
+
+
+def plan(families, goals) -> list[tuple[str, str]]:
+    """The (family, goal) pairs to run, in order: fine-tune only after its family's multi-patient run."""
+    pairs = []
+    for cls in families:
+        tags = cls.get_tags()
+        for goal in goals:
+            if goal == "multi" and tags["scope"] != "global":
+                continue
+            if goal == "finetune" and not (tags["fine_tune"] and "multi" in goals and tags["scope"] == "global"):
+                continue
+            pairs.append((cls.name, goal))
+    return pairs
 
 
 def main(argv=None) -> int:
@@ -72,62 +111,100 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     parser.add_argument("--families", default="", help="comma-separated names (default: every available family)")
     parser.add_argument("--goals", default="single,multi,finetune")
+    parser.add_argument("--resume", action="store_true", help="keep the rows (and runs) of an interrupted run")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     from bgcore.paths import cache_root
     out = cache_root() / "bench"
-    os.environ["BGCORE_CACHE"] = tempfile.mkdtemp(prefix="bgacc-")  # runs stay out of the user's cache
+    work = out / ("accuracy-work.quick" if args.quick else "accuracy-work")
+    if not args.resume and work.exists():
+        shutil.rmtree(work)
+    (work / "cache").mkdir(parents=True, exist_ok=True)
+    os.environ["BGCORE_CACHE"] = str(work / "cache")  # runs stay out of the user's cache
     from bgcore.data.cohort import load_cohort
     from bgcore.evaluation.backtest import reference_backtests
     from bgcore.models import registry
     from bgcore.store import load_forecasts
     from bgcore.training.goals import train
 
-    cohort = load_cohort()
+    journal = work / "rows.jsonl"
+    done = [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
+    finished = {(r["model"], r["goal"]): r for r in done}
+
+    def record(rows: list[dict]) -> None:
+        with journal.open("a") as f:
+            f.writelines(json.dumps(r, default=float) + "\n" for r in rows)
+        done.extend(rows)
+
+    if ("persistence", "reference") not in finished:
+        for name, (frame, _) in reference_backtests(load_cohort()).items():
+            record(summarise(frame, {"model": name, "group": "reference", "goal": "reference", "train_s": 0.0,
+                                     "run_id": None}))
     wanted = args.families.split(",") if args.families else (QUICK if args.quick else None)
     families = [c for c in registry.list(available_only=True)
                 if not c.get_tags()["remote"] and (wanted is None or c.name in wanted)]
-    goals = args.goals.split(",")
-    rows = []
-    for name, (frame, _) in reference_backtests(cohort).items():
-        rows += summarise(frame, {"model": name, "group": "reference", "goal": "reference", "train_s": 0.0})
-    for cls in families:
-        tags = cls.get_tags()
-        multi = None
-        for goal in goals:
-            if goal == "multi" and tags["scope"] != "global":
-                continue
-            if goal == "finetune" and (multi is None or not tags["fine_tune"]):
-                continue
-            t0 = time.perf_counter()
-            record = train(goal, cls.name, parent=multi if goal == "finetune" else None)
-            seconds = time.perf_counter() - t0
-            if goal == "multi":
-                multi = record["run_id"]
-            rows += summarise(load_forecasts(record["run_id"]),
-                              {"model": cls.name, "group": tags["family"], "goal": goal, "train_s": seconds})
-            if not args.json:
-                print(f"  {cls.name} {goal}: RMSE@30 {rows[-2]['rmse30']:.1f} mg/dL vs CGM ({seconds:.0f} s)",
-                      flush=True)
-    table = pd.DataFrame(rows)
+    failures = []
+    for name, goal in plan(families, args.goals.split(",")):
+        if (name, goal) in finished:
+            continue
+        parent = next((r["run_id"] for r in done if r["model"] == name and r["goal"] == "multi"), None)
+        if goal == "finetune" and parent is None:
+            failures.append({"model": name, "goal": goal, "error": "no multi-patient run to fine-tune"})
+            continue
+        t0 = time.perf_counter()
+        try:
+            run = train(goal, name, parent=parent if goal == "finetune" else None)
+            rows = summarise(load_forecasts(run["run_id"]),
+                             {"model": name, "group": registry.get(name).get_tags()["family"], "goal": goal,
+                              "train_s": time.perf_counter() - t0, "run_id": run["run_id"]})
+        except Exception as exc:  # noqa: BLE001 - one failing family x goal is reported, the others go on
+            failures.append({"model": name, "goal": goal, "error": f"{type(exc).__name__}: {exc}"})
+            print(f"  {name} {goal}: FAILED {type(exc).__name__}: {exc}", flush=True)
+            traceback.print_exc(limit=3)
+            continue
+        record(rows)
+        finished[(name, goal)] = rows[0]
+        if not args.json:
+            print(f"  {name} {goal}: RMSE@30 {rows[0]['rmse30']:.1f} mg/dL vs CGM ({rows[0]['train_s']:.0f} s)",
+                  flush=True)
+    table = pd.DataFrame(done)
     out.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out / "accuracy.csv", index=False)
+    table.to_csv(out / f"accuracy{'.quick' if args.quick else ''}.csv", index=False)
     if args.json:
-        print(json.dumps({"rows": rows, "published": PUBLISHED}, indent=2, default=float))
-        return 0
+        print(json.dumps({"rows": done, "failures": failures, "published": PUBLISHED}, indent=2, default=float))
+        return 1 if failures else 0
+    print(render(table, failures))
+    return 1 if failures else 0
+
+
+def render(table: pd.DataFrame, failures: list[dict]) -> str:
+    """The markdown report: CGM table, true-glucose table, probabilistic scores, published figures, failures."""
+    lines = []
     shown = table[table["target"] == "cgm"].sort_values("rmse30")
-    cols = ["model", "group", "goal", "rmse30", "rmse30_ci", "mae30", "mard30", "skill30_pct", "clarke_ab30",
-            "rmse60", "rmse60_ci", "skill60_pct", "hypo_sensitivity_pct", "hypo_precision_pct", "train_s"]
-    print(f"\nAgainst the CGM reading: 30 patients, test origins, mg/dL, mean over patients (RMSE 95 % interval by "
-          f"patient bootstrap); lows: < 70 mg/dL within 60 min, pooled ({os.cpu_count()} CPUs)\n")
-    print(markdown_table(shown[cols].round(1)))
+    cols = ["model", "group", "goal", "rmse30", "rmse30_ci", "mae30", "mard30", "skill30_pct", "skill30_pct_ci",
+            "clarke_ab30", "rmse60", "rmse60_ci", "skill60_pct", "hypo_sensitivity_pct", "hypo_precision_pct",
+            "train_s"]
+    lines += [f"\nAgainst the CGM reading: {int(shown['patients'].max())} patients, test origins, mg/dL, mean over "
+              f"patients (95 % intervals by patient bootstrap; MAE, MARD intervals in the CSV); lows: < 70 mg/dL within "
+              f"60 min, pooled ({os.cpu_count()} CPUs; train_s: fit + backtest of all patients)\n",
+              markdown_table(shown[cols].round(1))]
     bg = table[table["target"] == "bg"].sort_values("rmse30")
-    print("\nAgainst the true (simulated) glucose\n")
-    print(markdown_table(bg[["model", "goal", "rmse30", "rmse30_ci", "skill30_pct", "rmse60", "rmse60_ci",
-                             "skill60_pct", "hypo_sensitivity_pct", "hypo_precision_pct"]].round(1)))
-    print("\nPublished figures on other data and protocols (context, not comparable rows)\n")
-    print(markdown_table(pd.DataFrame(PUBLISHED).fillna("")))
-    return 0
+    if not bg.empty:
+        lines += ["\nAgainst the true (simulated) glucose\n",
+                  markdown_table(bg[["model", "goal", "rmse30", "rmse30_ci", "skill30_pct", "rmse60", "rmse60_ci",
+                                     "skill60_pct", "clarke_ab30", "hypo_sensitivity_pct",
+                                     "hypo_precision_pct"]].round(1))]
+    if "crps30" in shown:
+        prob = shown[shown["crps30"].notna()].sort_values("crps30")
+        prob_cols = [c for c in ("model", "goal", "crps30", "coverage80_30_pct", "crps60", "coverage80_60_pct")
+                     if c in prob]
+        lines += ["\nProbabilistic forecasts against CGM: CRPS (mg/dL, lower is better) and how often the 80 % "
+                  "interval holds the reading (%)\n", markdown_table(prob[prob_cols].round(1))]
+    lines += ["\nPublished figures on other data and protocols (context, not comparable rows)\n",
+              markdown_table(pd.DataFrame(PUBLISHED).fillna(""))]
+    if failures:
+        lines += ["\nFailed (not in the tables)\n", markdown_table(pd.DataFrame(failures))]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

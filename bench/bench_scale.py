@@ -1,4 +1,4 @@
-"""Scale: how the cost of import, features, multi-patient LightGBM and the leaderboard grows with the cohort.
+"""Scale: how the cost of import, features, LightGBM training and the leaderboard grows with the cohort.
 
     python bench/bench_scale.py                     # 1, 10, 30, 100 and 300 patients
     python bench/bench_scale.py --sizes 1,10,30 --json
@@ -9,14 +9,19 @@ take an hour). Every size runs in a fresh process so its peak memory (max RSS) i
 Steps: write the cohort as one generic CSV and import it (validation, 5-minute grid, store);
 insulin and carbs on board for every row; fit the default LightGBM on all train parts
 (multi-patient goal) and backtest it on every test origin (then store the run); build the
-leaderboard (with the persistence and AR2 references). Prints seconds per step, seconds per patient, and the
-growth factor per 10x patients (10 = linear). Writes ``cache/bench/scale.csv``.
+leaderboard (with the persistence and AR2 references); then the single-patient LightGBM of
+every patient as a sweep of one sub-task per patient, once through the job manager on
+one local thread and once on a local Dask cluster of 2 single-threaded worker processes
+(started and warmed up before the clock starts; their peak memory is reported apart).
+Prints seconds per step and the growth factor per 10x patients (10 = linear). Writes
+``cache/bench/scale.csv``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -90,8 +95,56 @@ def one_size(n: int) -> dict:
     t0 = time.perf_counter()
     build_leaderboard(imported, horizon=30)
     row["leaderboard_s"] = time.perf_counter() - t0
+    row.update(per_patient_sweeps(imported.name, imported.patient_ids))
     row["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return row
+
+
+def per_patient_sweeps(dataset: str, patient_ids: list[str], group_size: int = 1) -> dict:
+    """Single-patient LightGBM of every patient as one sweep: on one local thread, then on a 2-worker Dask cluster."""
+    import shutil
+
+    from distributed import LocalCluster
+
+    from bgcore.paths import cache_root
+    from bgcore.training.jobs import JobManager
+    groups = [patient_ids[i:i + group_size] for i in range(0, len(patient_ids), group_size)]
+    out = {}
+    manager = JobManager(workers=1)
+    t0 = time.perf_counter()
+    job = manager.wait(manager.submit_sweep("single", ["lightgbm"], patient_groups=groups, dataset=dataset))
+    out["single_sweep_1thread_s"] = time.perf_counter() - t0
+    manager.shutdown()
+    assert job["status"] == "finished", job["message"]
+    # a second cache holding the same dataset: the same sweep in the first one would resume (nothing to do)
+    second = Path(tempfile.mkdtemp(prefix="bgscale-dask-"))
+    shutil.copytree(cache_root() / "datasets", second / "datasets")
+    os.environ["BGCORE_CACHE"] = str(second)  # before the workers start: they inherit it
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
+        manager.wait(manager.submit_sweep("single", ["naive"], patient_groups=[patient_ids[:1]], dataset=dataset))
+        t0 = time.perf_counter()
+        job = manager.wait(manager.submit_sweep("single", ["lightgbm"], patient_groups=groups, dataset=dataset))
+        out["single_sweep_dask_s"] = time.perf_counter() - t0
+        peaks = manager.client().run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        out["dask_worker_peak_mb"] = max(peaks.values())
+        manager.shutdown()
+    assert job["status"] == "finished", job["message"]
+    return out
+
+
+def growth_per_10x(table: pd.DataFrame, steps: list[str]) -> tuple[int, int, dict]:
+    """Factor by which each step's time grows per 10x patients (10 = linear), from 10 patients up.
+
+    Below 10 patients fixed costs dominate, so the smallest size used is the first one with
+    at least 10 patients (or the smallest, when fewer than two sizes reach 10). The factor is
+    ``(t_last / t_first) ** (1 / log10(n_last / n_first))``.
+    """
+    big = table[table["patients"] >= 10]
+    first, last = (big.iloc[0], big.iloc[-1]) if len(big) >= 2 else (table.iloc[0], table.iloc[-1])
+    decades = math.log10(last["patients"] / first["patients"])
+    growth = {s: (last[s] / first[s]) ** (1 / decades) if decades > 0 else None for s in steps if s in table}
+    return int(first["patients"]), int(last["patients"]), growth
 
 
 def main(argv=None) -> int:
@@ -114,12 +167,9 @@ def main(argv=None) -> int:
             print(f"{n} patients done: " + ", ".join(f"{k} {v:.1f}" for k, v in rows[-1].items()
                                                       if k.endswith("_s")), flush=True)
     table = pd.DataFrame(rows)
-    steps = ["import_s", "features_s", "lightgbm_fit_backtest_s", "lightgbm_with_store_s", "leaderboard_s"]
-    big = table[table["patients"] >= 10]  # below 10 patients fixed costs dominate
-    first, last = (big.iloc[0], big.iloc[-1]) if len(big) >= 2 else (table.iloc[0], table.iloc[-1])
-    ratio = last["patients"] / first["patients"]
-    growth = {s: (last[s] / first[s]) ** (1 / max(1e-9, __import__("math").log10(ratio))) if ratio > 1 else None
-              for s in steps}
+    steps = ["import_s", "features_s", "lightgbm_fit_backtest_s", "lightgbm_with_store_s", "leaderboard_s",
+             "single_sweep_1thread_s", "single_sweep_dask_s"]
+    first, last, growth = growth_per_10x(table, steps)
     from bgcore.paths import cache_root
     out = cache_root() / "bench"
     out.mkdir(parents=True, exist_ok=True)
@@ -130,12 +180,15 @@ def main(argv=None) -> int:
     shown = table.copy()
     for s in steps:
         shown[s] = shown[s].round(2)
-    shown["peak_rss_mb"] = shown["peak_rss_mb"].round(0)
+    for memory in ("peak_rss_mb", "dask_worker_peak_mb"):
+        shown[memory] = shown[memory].round(0)
     print(f"\nScale ({os.cpu_count()} CPUs; seconds per step, peak memory of the process)\n")
     print(markdown_table(shown))
-    print(f"\nGrowth of each step per 10x patients, from {first['patients']:.0f} to {last['patients']:.0f} patients "
-          "(10x = linear): "
+    print(f"\nGrowth of each step per 10x patients, from {first} to {last} patients (10x = linear): "
           + ", ".join(f"{s[:-2]} {g:.1f}x" for s, g in growth.items() if g is not None))
+    print("\nSpeed-up of the 2-worker Dask cluster over one local thread on the per-patient sweep: "
+          + ", ".join(f"{r.patients} patients {r.single_sweep_1thread_s / r.single_sweep_dask_s:.2f}x"
+                      for r in table.itertuples()))
     return 0
 
 
