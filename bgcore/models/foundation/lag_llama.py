@@ -40,7 +40,8 @@ class LagLlama(_HFForecaster):
 
     name = "lag_llama"
     _tags = {"probabilistic": True, "zero_shot": False, "requires": ("torch", "sktime", "gluonts", "safetensors"),
-             "cost": "prediction samples every path step by step: about 20x slower than a point model"}
+             "cost": "trained from scratch here (minutes per model on CPU); forecasts sample every path step by "
+                     "step, so prediction time grows with num_samples"}
     _defaults = {**_HFForecaster._defaults, "context_steps": 96, "num_samples": 20, "steps": 300}
 
     @classmethod
