@@ -1,7 +1,7 @@
 """Run the benchmarks and put their tables into the README.
 
     python -m bench all --quick        # the set in a quick mode (under 10 minutes on 2 cores)
-    python -m bench all                # full mode (every family, full DFM fine-tunes: about an hour)
+    python -m bench all                # full mode (hours: accuracy trains every family under every goal)
     python -m bench foundation models  # some of them
     python -m bench readme             # paste the last results into README.md
 
@@ -9,7 +9,8 @@ Each benchmark's printed output is stored as ``cache/bench/<name>.md`` (``<name>
 quick mode) headed by the exact command, the date and the commit, and `readme` replaces the
 README block between
 ``<!-- bench:<name> -->`` and ``<!-- /bench:<name> -->`` with it (the full result when there is
-one), so no number in the README is typed by hand.
+one; for the benchmarks in `BRIEF` without their progress lines), so no number in the README is
+typed by hand.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ BENCHES = {
     "dashboard": ("bench_dashboard.py", [], ["--repeat", "1"]),
     "scale": ("bench_scale.py", [], ["--sizes", "1,10,30"]),
 }
+
+
+# progress lines (one per family, goal or size) repeat what the tables hold: the README shows the tables only
+BRIEF = {"models", "accuracy", "scale"}
 
 
 def results_dir() -> Path:
@@ -94,7 +99,10 @@ def readme(path: Path = ROOT / "README.md") -> int:
             stored = results_dir() / f"{name}.quick.md"
         pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(<!-- /bench:{name} -->)", re.S)
         if stored.is_file() and pattern.search(text):
-            text = pattern.sub(lambda m: m.group(1) + as_markdown(stored.read_text()) + m.group(2), text)
+            body = as_markdown(stored.read_text())
+            if name in BRIEF:
+                body = re.sub(r"\n{3,}", "\n\n", re.sub(r"\n(- [^\n]*\n)+", "\n", body))
+            text = pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
             done.append(name)
     path.write_text(text)
     print(f"README.md: updated {', '.join(done) or 'nothing'}")

@@ -179,7 +179,7 @@ def main(argv=None) -> int:
             return 2
         rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
         if not args.json:
-            print(f"{n} patients done: " + ", ".join(f"{k} {v:.1f}" for k, v in rows[-1].items()
+            print(f"  {n} patients done: " + ", ".join(f"{k} {v:.1f}" for k, v in rows[-1].items()
                                                       if k.endswith("_s")), flush=True)
     table = pd.DataFrame(rows)
     steps = ["import_s", "features_s", "lightgbm_fit_backtest_s", "lightgbm_with_store_s", "leaderboard_s",

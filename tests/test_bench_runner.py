@@ -27,9 +27,12 @@ def test_readme_blocks_are_replaced_by_stored_results(cache_dir, tmp_path):
     (cache_dir / "bench" / "models.quick.md").write_text("quick models\n")
     runner.readme(readme)
     assert "quick models" in readme.read_text()  # a quick result fills a block with no full result
-    (cache_dir / "bench" / "models.md").write_text("full models\n")
+    (cache_dir / "bench" / "models.md").write_text("`python bench/bench_models.py` (full)\n\n  cohort lightgbm fit 13 s\n"
+                                                   "  cohort naive fit 0 s\n\nfull models\n\n| a |\n|---|\n| 2 |\n")
     runner.readme(readme)
-    assert "full models" in readme.read_text() and "quick models" not in readme.read_text()
+    text = readme.read_text()
+    assert "full models" in text and "quick models" not in text and "| 2 |" in text
+    assert "lightgbm fit" not in text and "\n\n\n" not in text  # progress lines stay in cache/bench/models.md only
     assert set(runner.BENCHES) >= {"data", "eval", "jobs", "models", "foundation", "dashboard", "accuracy", "scale"}
     assert all((ROOT / "bench" / script).is_file() for script, _, _ in runner.BENCHES.values())
 
