@@ -20,7 +20,7 @@ from .data.schema import DataError
 from .evaluation.backtest import reference_backtests
 from .evaluation.glycemia import cohort_summary
 from .evaluation.leaderboard import build_leaderboard
-from .evaluation.protocol import DEFAULT_PROTOCOL, data_fingerprint
+from .evaluation.protocol import DEFAULT_PROTOCOL
 from .evaluation.reference import REFERENCES
 from .evaluation.scoring import score_patients
 from .store import list_runs, load_forecasts, run_record, save_run, weights_lines
@@ -67,7 +67,7 @@ def _cmd_datasets(args) -> int:
 def _cmd_baseline(args) -> int:
     dataset = load_dataset(args.dataset)
     protocol = DEFAULT_PROTOCOL
-    fingerprint = data_fingerprint(dataset.frame)
+    fingerprint = dataset.fingerprint
     stored = {r["model"]: r for r in list_runs(dataset.name) if r["family"] == "reference"
               and r["data_fingerprint"] == fingerprint and r["protocol_key"] == protocol.key()}
     results = []

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import pandas as pd
 
 from .schema import validate_frame
+
+
+def data_fingerprint(frame: pd.DataFrame) -> str:
+    """sha256 (16 hex digits) of the canonical frame's content."""
+    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
+    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
 
 def select_patients(frame: pd.DataFrame, patient_ids) -> pd.DataFrame:
@@ -39,6 +47,11 @@ class Dataset:
 
     def __post_init__(self):
         validate_frame(self.frame, self.patients)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """`data_fingerprint` of the frame, computed once (a dataset's frame is never changed in place)."""
+        return data_fingerprint(self.frame)
 
     @property
     def patient_ids(self) -> list[str]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..paths import atomic_folder, cache_root, recover_folders, sha256_file
-from .cohort import COHORT_NAME, load_cohort
+from .cohort import COHORT_FILE, COHORT_NAME, load_cohort
 from .dataset import Dataset
 from .ingest import ImportReport, finalise, id_from_name
 from .loaders import read_path
@@ -93,6 +93,19 @@ def list_datasets() -> list[dict]:
                     "rows": manifest["rows"], "created": manifest["created"],
                     "format": manifest["report"]["format"]})
     return out
+
+
+def dataset_version(name: str) -> str:
+    """A stamp that changes when dataset `name` is replaced (its import time and rows; the cohort file's)."""
+    if name == COHORT_NAME:
+        stat = COHORT_FILE.stat()
+        return f"{stat.st_mtime_ns}-{stat.st_size}"
+    validate_id(name, "dataset name")
+    folder = datasets_root() / name
+    manifest = _read_manifest(folder)
+    if manifest is None:
+        return ""
+    return f"{manifest['created']}-{manifest['rows']}-{(folder / MANIFEST).stat().st_mtime_ns}"
 
 
 def _read_manifest(folder: Path) -> dict | None:

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..data.splits import temporal_split
-from .protocol import DEFAULT_PROTOCOL, Protocol, context_batch, data_fingerprint, make_origins, target_paths
+from .protocol import DEFAULT_PROTOCOL, Protocol, context_batch, make_origins, target_paths
 from .reference import REFERENCES
 
 CHUNK_ORIGINS = 20000
@@ -100,7 +100,7 @@ def backtest(dataset: Dataset, forecaster, protocol: Protocol = DEFAULT_PROTOCOL
         table["bg_origin"] = np.repeat(frame["bg"].to_numpy(dtype=float)[rows], H)
     forecasts = pd.DataFrame(table)
     forecasts["patient_id"] = pd.Categorical(forecasts["patient_id"], categories=sorted(set(table["patient_id"])))
-    card = protocol.card(dataset.name, fingerprint or data_fingerprint(dataset.frame), n_origins=len(rows))
+    card = protocol.card(dataset.name, fingerprint or dataset.fingerprint, n_origins=len(rows))
     return forecasts, card
 
 
@@ -109,7 +109,7 @@ def reference_backtests(dataset: Dataset, protocol: Protocol = DEFAULT_PROTOCOL,
     """Persistence and Nightscout AR2 on the protocol's origins (persistence quantiles fitted on train)."""
     data = dataset if patients is None else dataset.subset(patients)
     train = temporal_split(data.frame, protocol.split)["train"]
-    fingerprint = data_fingerprint(dataset.frame)
+    fingerprint = dataset.fingerprint
     out = {}
     for name, cls in REFERENCES.items():
         model = cls().fit(train, protocol.horizon_steps)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..data.dataset import Dataset
 from ..data.schema import convert_glucose
-from .protocol import DEFAULT_PROTOCOL, Protocol, data_fingerprint
+from .protocol import DEFAULT_PROTOCOL, Protocol
 from .reference import REFERENCES
 from .scoring import score_patients
 
@@ -145,7 +145,7 @@ def build_leaderboard(dataset: Dataset, horizon: int = 30, target: str = "cgm",
         raise ValueError(f"horizon must be one of {protocol.horizons_min}, got {horizon}")
     if target == "bg" and "bg" not in dataset.frame:
         raise ValueError(f"dataset {dataset.name!r} has no true glucose; use target 'cgm'")
-    fingerprint = data_fingerprint(dataset.frame)
+    fingerprint = dataset.fingerprint
     stored = list_runs(dataset.name)
     runs = [r for r in stored if r["data_fingerprint"] == fingerprint and r["protocol_key"] == protocol.key()]
     forecasts = {r["run_id"]: load_forecasts(r["run_id"]) for r in runs}

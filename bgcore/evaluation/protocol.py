@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
+from ..data.dataset import data_fingerprint  # noqa: F401 - part of the protocol's interface (run cards)
 from ..data.schema import STEP_MINUTES
 from ..data.splits import DEFAULT_SPLIT, SplitConfig, assign_parts
 
@@ -95,12 +96,6 @@ class Protocol:
 
 
 DEFAULT_PROTOCOL = Protocol()
-
-
-def data_fingerprint(frame: pd.DataFrame) -> str:
-    """sha256 (16 hex digits) of the canonical frame's content."""
-    hashed = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashlib.sha256(hashed.tobytes()).hexdigest()[:16]
 
 
 @dataclass

@@ -20,7 +20,7 @@ from ..data.datasets import load_dataset
 from ..data.schema import DataError
 from ..data.splits import holdout_patients, temporal_split
 from ..evaluation.backtest import backtest
-from ..evaluation.protocol import DEFAULT_PROTOCOL, Protocol, data_fingerprint
+from ..evaluation.protocol import DEFAULT_PROTOCOL, Protocol
 from ..models import registry
 from ..store import load_model, run_record, save_run
 
@@ -67,13 +67,32 @@ def store_result(result: "TrainResult", protocol: Protocol = DEFAULT_PROTOCOL, m
         weights=result.weights)
 
 
+_LAST_DATASET: dict = {}
+
+
+def task_dataset(name: str) -> Dataset:
+    """Dataset `name` for a sweep's sub-task: the last one loaded in this process, while it is unchanged.
+
+    A sweep of per-patient sub-tasks would otherwise read (and fingerprint) the whole dataset
+    in each of them, a cost that grows with the dataset: quadratic over a sweep of its patients.
+    """
+    from ..data.datasets import dataset_version
+    from ..paths import cache_root
+    key = (str(cache_root()), name, dataset_version(name))
+    cached = _LAST_DATASET.get("entry")
+    if cached is None or cached[0] != key:
+        cached = (key, load_dataset(name))
+        _LAST_DATASET["entry"] = cached  # one assignment: a reader sees a whole (key, dataset) pair
+    return cached[1]
+
+
 def remote_task(spec: dict) -> dict:
     """Run one training sub-task on a (Dask) worker: everything but storing; models come back as files."""
     import tempfile
     from pathlib import Path
 
-    result = fit_and_backtest(spec["goal"], spec["family"], spec["params"], spec["patients"], spec["dataset"],
-                              spec.get("parent"))
+    result = fit_and_backtest(spec["goal"], spec["family"], spec["params"], spec["patients"],
+                              task_dataset(spec["dataset"]), spec.get("parent"))
     files = {}
     with tempfile.TemporaryDirectory() as tmp:
         for key, model in result.models.items():
@@ -114,7 +133,7 @@ def fit_and_backtest(goal: str, family: str, params: dict | None = None, patient
         raise DataError(f"unknown patients in dataset {data.name!r}: {unknown[:5]}", column="patient_id")
     cls = registry.get(family)
     params = dict(params or {})
-    fingerprint = data_fingerprint(data.frame)  # of the whole dataset: the card names the data the run is on
+    fingerprint = data.fingerprint  # of the whole dataset: the card names the data the run is on
     # the split is per patient, so only the chosen patients' rows need splitting (a sweep of
     # per-patient sub-tasks would otherwise split the whole dataset in each)
     work = data if len(patients) == len(data.patient_ids) else data.subset(patients)

@@ -25,7 +25,7 @@ from ..evaluation.scoring import score_patients
 from ..paths import cache_root
 from ..models.search import configurations
 from ..store import load_forecasts
-from .goals import remote_task, store_result, train
+from .goals import remote_task, store_result, task_dataset, train
 from .rundb import RunDB
 
 PROGRESS_EVERY_S = 0.5
@@ -216,7 +216,7 @@ class JobManager:
                 key, t = task["task_key"], task["spec"]
                 self.db.update_task(job_id, key, status="running", started=time.time())
                 try:
-                    finished(key, train(t["goal"], t["family"], t["params"], t["patients"], t["dataset"],
+                    finished(key, train(t["goal"], t["family"], t["params"], t["patients"], task_dataset(t["dataset"]),
                                         cancel=cancel, progress=self._progress(job_id, i / len(todo), 1 / len(todo))))
                 except InterruptedError:
                     self.db.update_task(job_id, key, status="cancelled", finished=time.time())

@@ -98,3 +98,19 @@ def test_cancel_stores_nothing_and_progress_is_reported(data):
         train("both", "naive", dataset=data)
     with pytest.raises(DataError, match="unknown patients"):
         train("single", "naive", patients=["zz"], dataset=data)
+
+
+def test_sweep_sub_tasks_share_a_loaded_dataset_until_it_changes(cache_dir, fixtures):
+    from bgcore.data.datasets import import_path
+    from bgcore.evaluation.protocol import data_fingerprint
+    from bgcore.training.goals import task_dataset
+    import_path(fixtures / "generic_multi.csv", name="shared")
+    first = task_dataset("shared")
+    assert task_dataset("shared") is first  # no re-read for the next sub-task
+    assert first.fingerprint == data_fingerprint(first.frame)
+    part = first.subset(first.patient_ids[:1])
+    assert part.fingerprint == data_fingerprint(part.frame) != first.fingerprint
+    import_path(fixtures / "generic_multi.csv", name="shared", replace=True)
+    again = task_dataset("shared")
+    assert again is not first and again.fingerprint == first.fingerprint  # re-read after the re-import
+    assert task_dataset("virtual").name == "virtual" and task_dataset("virtual") is task_dataset("virtual")
