@@ -31,6 +31,24 @@ def fresh_cache():
     os.environ["BGCORE_CACHE"] = tempfile.mkdtemp(prefix="bgbench-")
 
 
+def overhead(family: str, groups: list, label: str) -> dict:
+    """Seconds per sub-task: `train` called in a loop in this thread, then the same sweep through the job manager."""
+    from bgcore.training.goals import train
+    from bgcore.training.jobs import JobManager
+    fresh_cache()
+    t0 = time.perf_counter()
+    for group in groups:
+        train("single", family, patients=group)
+    bare = (time.perf_counter() - t0) / len(groups)
+    fresh_cache()
+    manager = JobManager(workers=1)
+    t0 = time.perf_counter()
+    manager.wait(manager.submit_sweep("single", [family], patient_groups=groups))
+    managed = (time.perf_counter() - t0) / len(groups)
+    manager.shutdown()
+    return {"benchmark": label, "direct_s": bare, "job_manager_s": managed, "overhead_s": managed - bare}
+
+
 def main() -> int:
     fresh_cache()
     from bgcore.data.cohort import load_cohort
@@ -42,36 +60,11 @@ def main() -> int:
 
     tiny = [[p] for p in patients[:20]]
     train("single", "naive", patients=tiny[0])  # warm up imports and the cohort cache
-    fresh_cache()
-    t0 = time.perf_counter()
-    for group in tiny:
-        train("single", "naive", patients=group)
-    bare = (time.perf_counter() - t0) / len(tiny)
-    fresh_cache()
-    manager = JobManager(workers=1)
-    t0 = time.perf_counter()
-    manager.wait(manager.submit_sweep("single", ["naive"], patient_groups=tiny))
-    managed = (time.perf_counter() - t0) / len(tiny)
-    manager.shutdown()
-    rows.append({"benchmark": f"{len(tiny)} tiny sub-tasks, per sub-task", "direct_s": bare, "job_manager_s": managed,
-                 "overhead_s": managed - bare})
-
+    rows.append(overhead("naive", tiny, f"{len(tiny)} tiny sub-tasks, per sub-task"))
     # a real family whose native code is OpenMP, run in the main thread first: the job's thread
     # must not pay for a second OpenMP team (bgcore.models.base.on_openmp_thread)
     boosted = [[p] for p in patients[:4]]
-    fresh_cache()
-    t0 = time.perf_counter()
-    for group in boosted:
-        train("single", "lightgbm", patients=group)
-    bare = (time.perf_counter() - t0) / len(boosted)
-    fresh_cache()
-    manager = JobManager(workers=1)
-    t0 = time.perf_counter()
-    manager.wait(manager.submit_sweep("single", ["lightgbm"], patient_groups=boosted))
-    managed = (time.perf_counter() - t0) / len(boosted)
-    manager.shutdown()
-    rows.append({"benchmark": f"{len(boosted)} LightGBM sub-tasks (one patient each), per sub-task", "direct_s": bare,
-                 "job_manager_s": managed, "overhead_s": managed - bare})
+    rows.append(overhead("lightgbm", boosted, f"{len(boosted)} LightGBM sub-tasks (one patient each), per sub-task"))
 
     heavy = [[p] for p in patients[:16]]
     fresh_cache()
