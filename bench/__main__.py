@@ -3,6 +3,7 @@
     python -m bench all --quick        # the set in a quick mode (under 10 minutes on 2 cores)
     python -m bench all                # full mode (hours: accuracy trains every family under every goal)
     python -m bench foundation models  # some of them
+    python -m bench accuracy -- --resume   # arguments after -- go to that benchmark's script
     python -m bench readme             # paste the last results into README.md
 
 Each benchmark's printed output is stored as ``cache/bench/<name>.md`` (``<name>.quick.md`` in
@@ -60,12 +61,13 @@ def commit() -> str:
     return (out.stdout.strip() or "unknown") + ("+changes" if dirty else "")
 
 
-def run(name: str, quick: bool) -> bool:
+def run(name: str, quick: bool, extra: list[str] = ()) -> bool:
     script, full_args, quick_args = BENCHES[name]
     args = quick_args if quick else full_args
     if args is None:
         print(f"== {name}: full mode only, skipped", flush=True)
         return True
+    args = [*args, *extra]
     command = ["python", f"bench/{script}", *args]
     print(f"== {name}: {' '.join(command)}", flush=True)
     t0 = time.perf_counter()
@@ -114,14 +116,18 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", nargs="+", help="all, readme, or benchmark names: " + ", ".join(BENCHES))
     parser.add_argument("--quick", action="store_true", help="quick mode (under 10 minutes on 2 cores)")
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # passed on to one benchmark's script
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if extra and len(args.what) != 1:
+        parser.error("arguments after -- go to one benchmark: name exactly one")
     if args.what == ["readme"]:
         return readme()
     names = list(BENCHES) if args.what == ["all"] else args.what
     unknown = [n for n in names if n not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmarks {unknown}; choose from {', '.join(BENCHES)}")
-    results = {name: run(name, args.quick) for name in names}
+    results = {name: run(name, args.quick, extra) for name in names}
     print("\n".join(f"{name}: {'ok' if ok else 'FAILED or target missed'}" for name, ok in results.items()))
     return 0 if all(results.values()) else 1
 

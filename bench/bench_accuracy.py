@@ -3,6 +3,7 @@
     python bench/bench_accuracy.py --quick          # four families (a few minutes on 2 cores)
     python bench/bench_accuracy.py                  # every family that runs here (hours: see the README)
     python bench/bench_accuracy.py --resume         # go on after an interruption, keeping finished rows
+    python bench/bench_accuracy.py --redo gru,dfm:finetune   # ... and run these family x goals again
     python bench/bench_accuracy.py --families lightgbm,arx --goals single,multi --json
 
 For each family and goal (single-patient, multi-patient for global families, fine-tune of
@@ -112,8 +113,11 @@ def main(argv=None) -> int:
     parser.add_argument("--families", default="", help="comma-separated names (default: every available family)")
     parser.add_argument("--goals", default="single,multi,finetune")
     parser.add_argument("--resume", action="store_true", help="keep the rows (and runs) of an interrupted run")
+    parser.add_argument("--redo", default="", help="resume, but run these again: family or family:goal, "
+                        "comma-separated (a redone multi-patient run takes its fine-tune with it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    args.resume = args.resume or bool(args.redo)
     from bgcore.paths import cache_root
     out = cache_root() / "bench"
     work = out / ("accuracy-work.quick" if args.quick else "accuracy-work")
@@ -141,6 +145,14 @@ def run_plan(args, work: Path, out: Path) -> int:
 
     journal = work / "rows.jsonl"
     done = [json.loads(line) for line in journal.read_text().splitlines()] if journal.exists() else []
+    redo = set()
+    for item in filter(None, args.redo.split(",")):
+        family, _, goal = item.partition(":")
+        redo |= {(family, g) for g in ([goal] if goal else ("single", "multi", "finetune"))}
+    redo |= {(family, "finetune") for family, goal in list(redo) if goal == "multi"}
+    if redo:
+        done = [r for r in done if (r["model"], r["goal"]) not in redo]
+        journal.write_text("".join(json.dumps(r, default=float) + "\n" for r in done))
     finished = {(r["model"], r["goal"]): r for r in done}
 
     def record(rows: list[dict]) -> None:

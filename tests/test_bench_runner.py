@@ -41,3 +41,15 @@ def test_readme_has_a_block_for_the_foundation_and_dashboard_benchmarks():
     text = (ROOT / "README.md").read_text()
     for name in ("foundation", "dashboard"):
         assert f"<!-- bench:{name} -->" in text and f"<!-- /bench:{name} -->" in text
+
+
+def test_arguments_after_a_double_dash_go_to_one_benchmark(monkeypatch):
+    runner = load_runner()
+    calls = []
+    monkeypatch.setattr(runner, "run", lambda name, quick, extra=(): calls.append((name, quick, list(extra))) or True)
+    assert runner.main(["accuracy", "--", "--redo", "gru"]) == 0
+    assert runner.main(["models", "--quick"]) == 0
+    assert calls == [("accuracy", False, ["--redo", "gru"]), ("models", True, [])]
+    import pytest
+    with pytest.raises(SystemExit):
+        runner.main(["data", "eval", "--", "--repeat", "1"])

@@ -93,6 +93,12 @@ def test_accuracy_bench_resumes_and_reports(cache_dir, capsys):
     assert [g for g, _, t in naive_rows if t == "cgm"] == ["single", "multi"]  # single kept, multi added
     assert naive_rows[0][1] == run_id
     assert sum(r["model"] == "persistence" for r in rows) == 2  # references not scored twice
+    assert bench.main(["--families", "naive", "--goals", "single,multi", "--redo", "naive:single"]) == 0
+    again = [json.loads(line) for line in journal.read_text().splitlines()]
+    redone = {(r["goal"], r["run_id"]) for r in again if r["model"] == "naive"}
+    assert len(again) == len(rows) and ("single", run_id) not in redone  # single run again, multi kept
+    assert {g for g, _ in redone} == {"single", "multi"}
+    assert {r for r in redone if r[0] == "multi"} == {(g, i) for g, i, _ in naive_rows if g == "multi"}
 
 
 def test_scale_cohorts_and_growth_factors():
