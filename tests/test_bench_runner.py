@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -50,6 +52,5 @@ def test_arguments_after_a_double_dash_go_to_one_benchmark(monkeypatch):
     assert runner.main(["accuracy", "--", "--redo", "gru"]) == 0
     assert runner.main(["models", "--quick"]) == 0
     assert calls == [("accuracy", False, ["--redo", "gru"]), ("models", True, [])]
-    import pytest
     with pytest.raises(SystemExit):
         runner.main(["data", "eval", "--", "--repeat", "1"])
