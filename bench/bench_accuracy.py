@@ -5,6 +5,7 @@
     python bench/bench_accuracy.py --resume         # go on after an interruption, keeping finished rows
     python bench/bench_accuracy.py --redo gru,dfm:finetune   # ... and run these family x goals again
     python bench/bench_accuracy.py --families lightgbm,arx --goals single,multi --json
+    OMP_NUM_THREADS=1 python bench/bench_accuracy.py --resume --families gru,ttm   # a share of a split run
 
 For each family and goal (single-patient, multi-patient for global families, fine-tune of
 that multi-patient model where the family supports it) the models are trained with their
@@ -19,7 +20,9 @@ labelled as such. A family x goal that fails is reported and the others go on.
 
 Rows are appended to ``cache/bench/accuracy-work/rows.jsonl`` as they finish (the runs under
 ``accuracy-work/cache``), so ``--resume`` skips what is done; the table is written to
-``cache/bench/accuracy.csv``.
+``cache/bench/accuracy.csv``. A long run can be split over processes that share the journal
+(start the first, then the others with ``--resume`` and disjoint ``--families``, one thread
+each; a last ``--resume`` prints the whole table): each row records the threads it ran on.
 """
 
 from __future__ import annotations
@@ -140,6 +143,7 @@ def run_plan(args, work: Path, out: Path) -> int:
     from bgcore.data.cohort import load_cohort
     from bgcore.evaluation.backtest import reference_backtests
     from bgcore.models import registry
+    from bgcore.models.base import compute_threads
     from bgcore.store import load_forecasts
     from bgcore.training.goals import train
 
@@ -183,7 +187,8 @@ def run_plan(args, work: Path, out: Path) -> int:
             run = train(goal, name, parent=parent if goal == "finetune" else None)
             rows = summarise(load_forecasts(run["run_id"]),
                              {"model": name, "group": registry.get(name).get_tags()["family"], "goal": goal,
-                              "train_s": time.perf_counter() - t0, "run_id": run["run_id"]})
+                              "train_s": time.perf_counter() - t0, "threads": compute_threads(),
+                              "run_id": run["run_id"]})
         except Exception as exc:  # noqa: BLE001 - one failing family x goal is reported, the others go on
             failures.append({"model": name, "goal": goal, "error": f"{type(exc).__name__}: {exc}"})
             print(f"  {name} {goal}: FAILED {type(exc).__name__}: {exc}", flush=True)
@@ -209,12 +214,15 @@ def render(table: pd.DataFrame, failures: list[dict]) -> str:
     """The markdown report: CGM table, true-glucose table, probabilistic scores, published figures, failures."""
     lines = []
     shown = table[table["target"] == "cgm"].sort_values("rmse30")
+    # a long run may be split over processes (OMP_NUM_THREADS=1 each): say what train_s was measured on
+    threads = sorted({int(t) for t in table.get("threads", pd.Series(dtype=float)).dropna()})
+    on = f" on {' or '.join(map(str, threads))} thread(s) per family" if threads else ""
     cols = ["model", "group", "goal", "rmse30", "rmse30_ci", "mae30", "mard30", "skill30_pct", "skill30_pct_ci",
             "clarke_ab30", "rmse60", "rmse60_ci", "skill60_pct", "hypo_sensitivity_pct", "hypo_precision_pct",
             "train_s"]
     lines += [f"\nAgainst the CGM reading: {int(shown['patients'].max())} patients, test origins, mg/dL, mean over "
               f"patients (95 % intervals by patient bootstrap; MAE, MARD intervals in the CSV); lows: < 70 mg/dL within "
-              f"60 min, pooled ({os.cpu_count()} CPUs; train_s: fit + backtest of all patients)\n",
+              f"60 min, pooled ({os.cpu_count()} CPUs; train_s: fit + backtest of all patients{on})\n",
               markdown_table(shown[cols].round(1))]
     bg = table[table["target"] == "bg"].sort_values("rmse30")
     if not bg.empty:
