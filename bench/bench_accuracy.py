@@ -224,6 +224,9 @@ def render(table: pd.DataFrame, failures: list[dict]) -> str:
               f"patients (95 % intervals by patient bootstrap; MAE, MARD intervals in the CSV); lows: < 70 mg/dL within "
               f"60 min, pooled ({os.cpu_count()} CPUs; train_s: fit + backtest of all patients{on})\n",
               markdown_table(shown[cols].round(1))]
+    trained = shown[shown["goal"] != "reference"]
+    lines.append(f"\n{len(trained)} family x goal runs, {trained['train_s'].sum() / 3600:.1f} h of fit + backtest in "
+                 "all (a resumed or split run's header time is its last part only)")
     bg = table[table["target"] == "bg"].sort_values("rmse30")
     if not bg.empty:
         lines += ["\nAgainst the true (simulated) glucose\n",
