@@ -218,8 +218,8 @@ def render(table: pd.DataFrame, failures: list[dict]) -> str:
     threads = sorted({int(t) for t in table.get("threads", pd.Series(dtype=float)).dropna()})
     on = f" on {' or '.join(map(str, threads))} thread(s) per family" if threads else ""
     cols = ["model", "group", "goal", "rmse30", "rmse30_ci", "mae30", "mard30", "skill30_pct", "skill30_pct_ci",
-            "clarke_ab30", "rmse60", "rmse60_ci", "skill60_pct", "hypo_sensitivity_pct", "hypo_precision_pct",
-            "train_s"]
+            "clarke_ab30", "rmse60", "rmse60_ci", "mae60", "mard60", "skill60_pct", "hypo_sensitivity_pct",
+            "hypo_precision_pct", "train_s"]
     lines += [f"\nAgainst the CGM reading: {int(shown['patients'].max())} patients, test origins, mg/dL, mean over "
               f"patients (95 % intervals by patient bootstrap; MAE, MARD intervals in the CSV); lows: < 70 mg/dL within "
               f"60 min, pooled ({os.cpu_count()} CPUs; train_s: fit + backtest of all patients{on})\n",
