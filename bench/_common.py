@@ -1,10 +1,11 @@
-"""Helpers shared by the benchmark scripts: timing and the printed table."""
+"""Helpers shared by the benchmark scripts: timing, job sweeps and the printed table."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
+from contextlib import contextmanager
 
 import pandas as pd
 
@@ -17,6 +18,35 @@ def best_of(fn, repeat: int):
         result = fn()
         times.append(time.perf_counter() - t0)
     return min(times), result
+
+
+@contextmanager
+def job_manager(warm_up=None, dataset: str = "virtual"):
+    """A `JobManager` running sub-tasks on one local thread, or, with `warm_up` patient groups, on a
+    fresh local Dask cluster of 2 single-threaded worker processes (warmed up by a naive sweep of them)."""
+    from bgcore.training.jobs import JobManager
+    if warm_up is None:
+        manager = JobManager(workers=1)
+        try:
+            yield manager
+        finally:
+            manager.shutdown()
+        return
+    from distributed import LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
+        try:
+            manager.wait(manager.submit_sweep("single", ["naive"], patient_groups=warm_up, dataset=dataset))
+            yield manager
+        finally:
+            manager.shutdown()
+
+
+def timed_sweep(manager, family: str, groups: list, dataset: str = "virtual") -> tuple[float, dict]:
+    """Seconds for a single-patient sweep of `family` over patient `groups`, and the finished job's status."""
+    t0 = time.perf_counter()
+    job = manager.wait(manager.submit_sweep("single", [family], patient_groups=groups, dataset=dataset))
+    return time.perf_counter() - t0, job
 
 
 def _results_dir():

@@ -24,7 +24,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import markdown_table, save_csv  # noqa: E402
+from _common import job_manager, markdown_table, save_csv, timed_sweep  # noqa: E402
 
 
 def fresh_cache():
@@ -34,18 +34,14 @@ def fresh_cache():
 def overhead(family: str, groups: list, label: str) -> dict:
     """Seconds per sub-task: `train` called in a loop in this thread, then the same sweep through the job manager."""
     from bgcore.training.goals import train
-    from bgcore.training.jobs import JobManager
     fresh_cache()
     t0 = time.perf_counter()
     for group in groups:
         train("single", family, patients=group)
     bare = (time.perf_counter() - t0) / len(groups)
     fresh_cache()
-    manager = JobManager(workers=1)
-    t0 = time.perf_counter()
-    manager.wait(manager.submit_sweep("single", [family], patient_groups=groups))
-    managed = (time.perf_counter() - t0) / len(groups)
-    manager.shutdown()
+    with job_manager() as manager:
+        managed = timed_sweep(manager, family, groups)[0] / len(groups)
     return {"benchmark": label, "direct_s": bare, "job_manager_s": managed, "overhead_s": managed - bare}
 
 
@@ -53,7 +49,6 @@ def main() -> int:
     fresh_cache()
     from bgcore.data.cohort import load_cohort
     from bgcore.training.goals import train
-    from bgcore.training.jobs import JobManager
 
     patients = load_cohort().patient_ids
     rows = []
@@ -68,20 +63,11 @@ def main() -> int:
 
     heavy = [[p] for p in patients[:16]]
     fresh_cache()
-    manager = JobManager(workers=1)
-    t0 = time.perf_counter()
-    manager.wait(manager.submit_sweep("single", ["auto_arima"], patient_groups=heavy))
-    one_thread = time.perf_counter() - t0
-    manager.shutdown()
-    from distributed import LocalCluster
+    with job_manager() as manager:
+        one_thread = timed_sweep(manager, "auto_arima", heavy)[0]
     fresh_cache()
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
-        manager.wait(manager.submit_sweep("single", ["naive"], patient_groups=tiny[:4]))  # warm the workers up
-        t0 = time.perf_counter()
-        manager.wait(manager.submit_sweep("single", ["auto_arima"], patient_groups=heavy))
-        on_cluster = time.perf_counter() - t0
-        manager.shutdown()
+    with job_manager(warm_up=tiny[:4]) as manager:
+        on_cluster = timed_sweep(manager, "auto_arima", heavy)[0]
     rows.append({"benchmark": f"{len(heavy)} auto-ARIMA sub-tasks, whole sweep", "direct_s": one_thread,
                  "job_manager_s": on_cluster, "overhead_s": None})
     save_csv(rows, "jobs")

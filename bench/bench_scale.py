@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import markdown_table  # noqa: E402
+from _common import job_manager, markdown_table, timed_sweep  # noqa: E402
 
 
 def cohort_of(n: int):
@@ -119,31 +119,19 @@ def per_patient_sweeps(dataset: str, patient_ids: list[str], group_size: int = 1
     """Single-patient LightGBM of every patient as one sweep: on one local thread, then on a 2-worker Dask cluster."""
     import shutil
 
-    from distributed import LocalCluster
-
     from bgcore.paths import cache_root
-    from bgcore.training.jobs import JobManager
     groups = [patient_ids[i:i + group_size] for i in range(0, len(patient_ids), group_size)]
     out = {}
-    manager = JobManager(workers=1)
-    t0 = time.perf_counter()
-    job = manager.wait(manager.submit_sweep("single", ["lightgbm"], patient_groups=groups, dataset=dataset))
-    out["single_sweep_1thread_s"] = time.perf_counter() - t0
-    manager.shutdown()
+    with job_manager() as manager:
+        out["single_sweep_1thread_s"], job = timed_sweep(manager, "lightgbm", groups, dataset)
     assert job["status"] == "finished", job["message"]
     # a second cache holding the same dataset: the same sweep in the first one would resume (nothing to do)
     second = Path(tempfile.mkdtemp(prefix="bgscale-dask-"))
     shutil.copytree(cache_root() / "datasets", second / "datasets")
     os.environ["BGCORE_CACHE"] = str(second)  # before the workers start: they inherit it
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        manager = JobManager(workers=1, scheduler=cluster.scheduler_address)
-        manager.wait(manager.submit_sweep("single", ["naive"], patient_groups=[patient_ids[:1]], dataset=dataset))
-        t0 = time.perf_counter()
-        job = manager.wait(manager.submit_sweep("single", ["lightgbm"], patient_groups=groups, dataset=dataset))
-        out["single_sweep_dask_s"] = time.perf_counter() - t0
-        peaks = manager.client().run(peak_rss_mb)
-        out["dask_worker_peak_mb"] = max(peaks.values())
-        manager.shutdown()
+    with job_manager(warm_up=[patient_ids[:1]], dataset=dataset) as manager:
+        out["single_sweep_dask_s"], job = timed_sweep(manager, "lightgbm", groups, dataset)
+        out["dask_worker_peak_mb"] = max(manager.client().run(peak_rss_mb).values())
     assert job["status"] == "finished", job["message"]
     return out
 
